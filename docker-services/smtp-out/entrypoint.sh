@@ -1,0 +1,265 @@
+#!/usr/bin/env bash
+# smtp-out entrypoint: configure Postfix and OpenDKIM, then exec Postfix as PID 1.
+#
+# Every start does the same work from the same inputs, so a restart (restart: always) ends
+# in the same state as the first start:
+#   1. validate the inputs (keys, certificate, configuration) without touching the queue;
+#   2. rebuild main.cf from Debian's stock copy + main.cf.override + POSTFIX_* variables;
+#   3. prepare the Postfix chroot inside the (mounted) queue directory;
+#   4. start the log relay and OpenDKIM, wait until the milter listens;
+#   5. exec `postfix start-fg`.
+# Any bad input stops the container with one "[smtp-out] ERROR:" line naming the file.
+set -euo pipefail
+
+POSTFIX_DIR=/etc/postfix
+MAIN_CF_DIST="$POSTFIX_DIR/main.cf.dist"        # Debian's main.cf, saved at build time
+OVERRIDE="${SMTP_OUT_OVERRIDE:-$POSTFIX_DIR/main.cf.override}"
+CERT=/etc/postfix/cert/smtp.cert
+CERT_KEY=/etc/postfix/cert/smtp.key
+DKIM_CONF=/etc/opendkim/opendkim.conf
+DKIM_MOUNT=/etc/opendkim/keys                    # operator's keys, possibly read-only
+DKIM_RUN=/run/opendkim                           # OpenDKIM's own copies and runtime tables
+MILTER_HOST=127.0.0.1
+MILTER_PORT=8891
+MILTER_WAIT_SECONDS="${SMTP_OUT_MILTER_WAIT_SECONDS:-10}"
+SPOOL=/var/spool/postfix
+
+log() { printf '[smtp-out] %s\n' "$*" >&2; }
+fail() { log "ERROR: $*"; exit 1; }
+
+# --- configuration -------------------------------------------------------------------------
+
+# Print the override's settings as "name=value" lines: comments and blank lines dropped,
+# continuation lines (starting with white space) joined, as Postfix itself reads main.cf.
+# Fails naming the file and line when a line is not "name = value".
+read_override() {
+  local file="$1" line name value current="" lineno=0
+  while IFS= read -r line || [ -n "$line" ]; do
+    lineno=$((lineno + 1))
+    case "$line" in
+      '#'* | '') continue ;;
+      [[:space:]]*)
+        line="${line#"${line%%[![:space:]]*}"}"
+        case "$line" in '' | '#'*) continue ;; esac
+        [ -n "$current" ] || fail "$file line $lineno: continuation line with no parameter before it"
+        current="$current $line"
+        continue
+        ;;
+    esac
+    [ -z "$current" ] || printf '%s\n' "$current"
+    case "$line" in
+      *=*) ;;
+      *) fail "$file line $lineno: expected 'parameter = value', got: $line" ;;
+    esac
+    name="${line%%=*}"
+    name="${name%"${name##*[![:space:]]}"}"
+    value="${line#*=}"
+    value="${value#"${value%%[![:space:]]*}"}"
+    [[ "$name" =~ ^[A-Za-z0-9_-]+$ ]] || fail "$file line $lineno: '$name' is not a Postfix parameter name"
+    current="$name=$value"
+  done <"$file"
+  [ -z "$current" ] || printf '%s\n' "$current"
+}
+
+# main.cf = Debian's stock main.cf + override + POSTFIX_* environment + what this image
+# enforces (TLS files, the DKIM milter). Rebuilt from the stock copy on every start.
+build_main_cf() {
+  local settings=() env_settings=() var name
+
+  cp "$MAIN_CF_DIST" "$POSTFIX_DIR/main.cf"
+
+  if [ -f "$OVERRIDE" ]; then
+    # Validate in this shell first (a failure inside the process substitution below
+    # could not stop the container), then read.
+    read_override "$OVERRIDE" >/dev/null
+    mapfile -t settings < <(read_override "$OVERRIDE")
+    if [ "${#settings[@]}" -gt 0 ]; then
+      postconf -e "${settings[@]}"
+    fi
+    check_unused_parameters "$OVERRIDE"
+  else
+    log "No $OVERRIDE found; using Debian's main.cf and the environment only"
+  fi
+
+  while IFS= read -r var; do
+    name="${var#POSTFIX_}"
+    [[ "$name" =~ ^[A-Za-z0-9_-]+$ ]] || fail "environment variable POSTFIX_$name: '$name' is not a Postfix parameter name"
+    env_settings+=("$name=$(printenv "$var")")
+  done < <(compgen -e | grep '^POSTFIX_' || true)
+  if [ "${#env_settings[@]}" -gt 0 ]; then
+    postconf -e "${env_settings[@]}"
+    check_unused_parameters "the POSTFIX_* environment variables"
+  fi
+
+  postconf -e \
+    "smtpd_tls_cert_file=$CERT" \
+    "smtpd_tls_key_file=$CERT_KEY" \
+    'smtpd_use_tls=yes' \
+    'smtpd_tls_security_level=may' \
+    'milter_default_action=tempfail' \
+    'milter_protocol=6' \
+    "smtpd_milters=inet:$MILTER_HOST:$MILTER_PORT" \
+    "non_smtpd_milters=inet:$MILTER_HOST:$MILTER_PORT"
+}
+
+# Postfix accepts any name in main.cf and only warns at run time ("unused parameter").
+# Turn that warning into an error that names where the parameter came from.
+check_unused_parameters() {
+  local source="$1" warnings unused
+  warnings=$(postconf -n 2>&1 >/dev/null || true)
+  unused=$(printf '%s\n' "$warnings" | sed -n 's/.*unused parameter: \([^=]*\)=.*/\1/p' | sort -u | paste -sd, -)
+  [ -z "$unused" ] || fail "$source: unknown Postfix parameter(s): $unused (see postconf(5))"
+  if [ -n "$warnings" ]; then
+    fail "$source: postconf reports: $(printf '%s' "$warnings" | head -n 1)"
+  fi
+}
+
+# --- TLS -----------------------------------------------------------------------------------
+
+check_tls() {
+  [ -f "$CERT" ] || fail "$CERT: TLS certificate not found (mount fullchain.pem there)"
+  [ -f "$CERT_KEY" ] || fail "$CERT_KEY: TLS key not found (mount privkey.pem there)"
+  local cert_pub key_pub
+  cert_pub=$(openssl x509 -noout -pubkey -in "$CERT" 2>/dev/null) \
+    || fail "$CERT: not a PEM certificate"
+  key_pub=$(openssl pkey -pubout -in "$CERT_KEY" 2>/dev/null) \
+    || fail "$CERT_KEY: not a readable PEM private key"
+  [ "$cert_pub" = "$key_pub" ] || fail "$CERT_KEY: does not match the certificate in $CERT"
+  if ! openssl x509 -noout -checkend 0 -in "$CERT" >/dev/null 2>&1; then
+    log "WARNING: $CERT has expired; clients that verify it will refuse STARTTLS"
+  fi
+}
+
+# --- DKIM ----------------------------------------------------------------------------------
+
+# The DKIM domain follows myhostname. The SigningTable must map it to a KeyTable entry for
+# that domain whose key is the flat file $DKIM_MOUNT/<domain>.private.
+check_dkim() {
+  local domain="$1" key="$DKIM_MOUNT/$1.private" keyname entry
+  keyname=$(awk -v d="$domain" '$1 == d { print $2; exit }' /etc/opendkim/SigningTable)
+  [ -n "$keyname" ] || fail "/etc/opendkim/SigningTable: no entry for $domain (myhostname); mail would leave unsigned"
+  entry=$(awk -v k="$keyname" '$1 == k { print $2; exit }' /etc/opendkim/KeyTable)
+  [ -n "$entry" ] || fail "/etc/opendkim/KeyTable: no entry $keyname (named by SigningTable for $domain)"
+  [ "${entry%%:*}" = "$domain" ] || fail "/etc/opendkim/KeyTable: $keyname signs for ${entry%%:*}, not $domain (myhostname)"
+  [ "${entry##*:}" = "$key" ] || fail "/etc/opendkim/KeyTable: $keyname uses ${entry##*:}; keys are mounted flat as $key"
+  [ -f "$key" ] || fail "$key: DKIM key not found for $domain (mount the keys directory at $DKIM_MOUNT)"
+  [ -r "$key" ] || fail "$key: DKIM key not readable"
+  openssl pkey -noout -in "$key" >/dev/null 2>&1 || fail "$key: not a readable PEM private key"
+}
+
+# OpenDKIM wants its key owned by its own user with mode 600, which a read-only bind mount
+# cannot give: it signs with private copies under $DKIM_RUN, and runtime tables point there.
+# Every client that Postfix lets relay (mynetworks) is an internal host OpenDKIM signs for.
+prepare_opendkim() {
+  local mynetworks entry
+  install -d -o opendkim -g opendkim -m 700 "$DKIM_RUN" "$DKIM_RUN/keys"
+  rm -f "$DKIM_RUN"/keys/*
+  for entry in "$DKIM_MOUNT"/*.private; do
+    [ -f "$entry" ] || continue
+    install -o opendkim -g opendkim -m 600 "$entry" "$DKIM_RUN/keys/"
+  done
+  sed "s#:$DKIM_MOUNT/#:$DKIM_RUN/keys/#" /etc/opendkim/KeyTable >"$DKIM_RUN/KeyTable"
+
+  mynetworks=$(postconf -h mynetworks)
+  {
+    grep -v '^[[:space:]]*\(#\|$\)' /etc/opendkim/TrustedHosts
+    for entry in ${mynetworks//,/ }; do
+      case "$entry" in
+        \[*\]*) entry="${entry#[}"; printf '%s%s\n' "${entry%%]*}" "${entry#*]}" ;;
+        *[0-9]*.*[0-9]* | *::*) printf '%s\n' "$entry" ;;
+        *) fail "mynetworks entry '$entry' is not an address or network; OpenDKIM cannot be told to sign for it" ;;
+      esac
+    done
+  } | awk '!seen[$0]++' >"$DKIM_RUN/TrustedHosts"
+
+  sed -e "s#^KeyTable[[:space:]].*#KeyTable                $DKIM_RUN/KeyTable#" \
+      -e "s#^\(InternalHosts\|ExternalIgnoreList\)\([[:space:]]*\).*#\1\2$DKIM_RUN/TrustedHosts#" \
+      "$DKIM_CONF" >"$DKIM_RUN/opendkim.conf"
+  install -d -o opendkim -g opendkim /var/run/opendkim
+  opendkim -n -x "$DKIM_RUN/opendkim.conf" 2>&1 | sed 's/^/opendkim -n: /' >&2
+  [ "${PIPESTATUS[0]}" -eq 0 ] || fail "$DKIM_CONF: opendkim rejects the configuration (see above)"
+}
+
+# True when something listens on 127.0.0.1:PORT (reads /proc: no tools, no connection).
+listening() {
+  local port_hex
+  port_hex=$(printf '%04X' "$1")
+  awk -v p=":$port_hex" '$4 == "0A" && ($2 ~ p "$") { found = 1 } END { exit !found }' /proc/net/tcp
+}
+
+start_opendkim() {
+  rm -f /var/run/opendkim/opendkim.pid
+  log "Starting opendkim"
+  opendkim -x "$DKIM_RUN/opendkim.conf" || fail "$DKIM_RUN/opendkim.conf: opendkim did not start"
+  local deadline=$((SECONDS + MILTER_WAIT_SECONDS))
+  until listening "$MILTER_PORT"; do
+    [ "$SECONDS" -lt "$deadline" ] \
+      || fail "opendkim did not listen on $MILTER_HOST:$MILTER_PORT within ${MILTER_WAIT_SECONDS}s (Socket in $DKIM_CONF)"
+    sleep 0.05
+  done
+  log "opendkim listens on $MILTER_HOST:$MILTER_PORT"
+}
+
+# OpenDKIM logs only through syslog; relay /dev/log to stdout, next to Postfix's lines.
+start_log_relay() {
+  rm -f /dev/log
+  busybox syslogd -n -S -O - &
+  local deadline=$((SECONDS + 5))
+  until [ -S /dev/log ]; do
+    [ "$SECONDS" -lt "$deadline" ] || fail "/dev/log: syslog relay for OpenDKIM did not start"
+    sleep 0.02
+  done
+}
+
+# --- queue directory and chroot ------------------------------------------------------------
+
+# Postfix's chroot lives in the queue directory, which may be a volume persisted by the old
+# Alpine image: copy the system files it needs, owned root:root whatever the volume's owner,
+# refresh the time zone data once per tzdata version, and fix queue ownership.
+prepare_spool() {
+  local file stamp tz_version
+  install -d -o root -g root -m 755 "$SPOOL" "$SPOOL/etc" "$SPOOL/usr" "$SPOOL/usr/share"
+  for file in resolv.conf hosts nsswitch.conf services host.conf localtime; do
+    [ -e "/etc/$file" ] || continue
+    install -o root -g root -m 644 "$(readlink -f "/etc/$file")" "$SPOOL/etc/$file.tmp"
+    mv -f "$SPOOL/etc/$file.tmp" "$SPOOL/etc/$file"
+  done
+  tz_version=$(dpkg-query -W -f '${Version}' tzdata 2>/dev/null || echo unknown)
+  stamp="$SPOOL/usr/share/zoneinfo/.smtp-out-tzdata"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$tz_version" ]; then
+    log "Refreshing time zone data in the Postfix chroot (tzdata $tz_version)"
+    rm -rf "$SPOOL/usr/share/zoneinfo"
+    cp -a /usr/share/zoneinfo "$SPOOL/usr/share/"
+    chown -R root:root "$SPOOL/usr/share/zoneinfo"
+    printf '%s\n' "$tz_version" >"$stamp"
+  fi
+  local out
+  out=$(postfix set-permissions 2>&1) \
+    || fail "$SPOOL: postfix set-permissions failed: $(printf '%s' "$out" | tail -n 1)"
+}
+
+add_app_host() {
+  grep -qE '^10\.5\.5\.100[[:space:]]+app([[:space:]]|$)' /etc/hosts || printf '10.5.5.100 app\n' >>/etc/hosts
+}
+
+main() {
+  build_main_cf
+  local domain
+  domain=$(postconf -h myhostname)
+  check_tls
+  check_dkim "$domain"
+  prepare_opendkim
+
+  # Inputs are valid: from here on the queue directory may be written.
+  add_app_host
+  prepare_spool
+  start_log_relay
+  start_opendkim
+
+  log "Starting postfix in foreground (myhostname $domain)"
+  exec postfix start-fg
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  main "$@"
+fi

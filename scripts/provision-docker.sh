@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Make a Docker engine available on a bare Debian machine.
+#
+# - Does nothing when `docker info` already answers.
+# - Installs Debian's docker.io (and iptables) when dockerd is missing.
+# - Starts dockerd in the background, waits (bounded) until it answers, and records
+#   its PID in $DOCKERD_PIDFILE so that the caller (.ci/run) can stop what it started.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=lib.sh source-path=SCRIPTDIR
+. "$here/lib.sh"
+
+DOCKERD_PIDFILE="${DOCKERD_PIDFILE:-/tmp/smtp-out-dockerd.pid}"
+DOCKERD_LOG="${DOCKERD_LOG:-/tmp/smtp-out-dockerd.log}"
+DOCKERD_WAIT_SECONDS="${DOCKERD_WAIT_SECONDS:-60}"
+
+if docker_ready; then
+  log "Docker engine already answers; nothing to start"
+  exit 0
+fi
+
+if ! command -v dockerd >/dev/null 2>&1; then
+  [ "$(id -u)" -eq 0 ] || die "dockerd is not installed and this is not root: install Debian's docker.io"
+  log "Installing Debian's docker.io"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    docker.io iptables ca-certificates >/dev/null
+fi
+command -v docker >/dev/null 2>&1 || die "docker CLI missing after install"
+
+log "Starting dockerd (log: $DOCKERD_LOG)"
+nohup dockerd >"$DOCKERD_LOG" 2>&1 &
+echo $! >"$DOCKERD_PIDFILE"
+
+deadline=$((SECONDS + DOCKERD_WAIT_SECONDS))
+until docker_ready; do
+  if ! kill -0 "$(cat "$DOCKERD_PIDFILE")" 2>/dev/null; then
+    tail -n 20 "$DOCKERD_LOG" >&2 || true
+    die "dockerd exited during start-up; see $DOCKERD_LOG"
+  fi
+  [ "$SECONDS" -lt "$deadline" ] || die "dockerd did not answer within ${DOCKERD_WAIT_SECONDS}s; see $DOCKERD_LOG"
+  sleep 0.5
+done
+log "Docker engine is up (server $(docker version --format '{{.Server.Version}}'))"

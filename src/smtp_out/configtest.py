@@ -1,0 +1,107 @@
+"""The config test: build, run a throwaway container with generated material, judge it."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+
+from . import IMAGE
+from .checks import Check, Report, run_checks
+from .containers import (
+    ContainerExited,
+    SmtpOutOptions,
+    address,
+    internal_network,
+    logs,
+    removing,
+    run_smtp_out,
+    unique,
+    wait_for_banner,
+)
+from .material import Material
+from .sections import Section, run_sections
+
+#: Log lines that fail the config test (Postfix, OpenDKIM and the entrypoint all count).
+BAD_LOG_LINE = re.compile(r"\b(warning|error|fatal|panic)\b", re.IGNORECASE)
+
+COMMANDS = {
+    "postfix_check": "postfix check",
+    "postconf": "postconf >/dev/null",
+    "opendkim": "opendkim -n -x /run/opendkim/opendkim.conf",
+}
+
+
+@dataclass(frozen=True)
+class ConfigFacts:
+    booted: bool
+    boot_error: str
+    seconds_to_ready: float
+    log: str
+    sections: dict[str, Section]
+
+    def section(self, name: str) -> Section:
+        return self.sections.get(name, Section(-1, "not run: the container did not become ready"))
+
+
+def bad_log_lines(log: str) -> list[str]:
+    return [line for line in log.splitlines() if BAD_LOG_LINE.search(line)]
+
+
+def _clean(section: Section) -> str:
+    return "clean" if section.rc == 0 and not section.output.strip() else f"rc={section.rc} {section.output}"
+
+
+CHECKS: tuple[Check[ConfigFacts], ...] = (
+    Check("container starts and greets on 587", lambda f: f.boot_error or "ready", lambda v: v == "ready",
+          "a 220 greeting on 587"),
+    Check("no warning/error/fatal/panic in logs since boot", lambda f: bad_log_lines(f.log) or "none",
+          lambda v: v == "none", "no such log line"),
+    Check("postfix check is clean", lambda f: _clean(f.section("postfix_check")), lambda v: v == "clean",
+          "exit 0, no output"),
+    Check("postconf without warnings", lambda f: _clean(f.section("postconf")), lambda v: v == "clean",
+          "exit 0, no output"),
+    Check("opendkim -n is clean", lambda f: _clean(f.section("opendkim")), lambda v: v == "clean",
+          "exit 0, no output"),
+)
+
+
+def gather(client: docker.DockerClient, image: str = IMAGE, timeout: float = 30.0) -> ConfigFacts:
+    """Run a throwaway container on its own internal network and collect the facts; the
+    container, the network and the generated files are removed whatever happens."""
+    with tempfile.TemporaryDirectory(prefix="smtp-out-config-") as tmp:
+        material = Material.create(Path(tmp))
+        with internal_network(client, unique("smtp-out-config"), subnet=_free_subnet(client)) as net:
+            opts = SmtpOutOptions(image=image, name=unique("smtp-out-config"), network=net.name, material=material)
+            container = run_smtp_out(client, opts)
+            with removing(container):
+                try:
+                    waited = wait_for_banner(container, address(container, net.name), timeout=timeout)
+                except (ContainerExited, TimeoutError) as exc:
+                    return ConfigFacts(False, str(exc), 0.0, logs(container), {})
+                sections = run_sections(container, COMMANDS)
+                return ConfigFacts(True, "", waited, logs(container), sections)
+
+
+def _free_subnet(client: docker.DockerClient) -> str:
+    """A /24 in 172.31.0.0/16 that no Docker network uses yet."""
+    used = {
+        cfg.get("Subnet")
+        for n in client.networks.list()
+        for cfg in (n.attrs.get("IPAM", {}).get("Config") or [])
+    }
+    for third in range(200, 255):
+        candidate = f"172.31.{third}.0/24"
+        if candidate not in used:
+            return candidate
+    raise RuntimeError("no free 172.31.x.0/24 subnet for the config test network")
+
+
+def run(client: docker.DockerClient, image: str = IMAGE) -> tuple[Report, ConfigFacts]:
+    started = time.monotonic()
+    facts = gather(client, image)
+    return run_checks(f"SMTP-OUT CONFIG TEST: {image}", CHECKS, facts, started), facts
