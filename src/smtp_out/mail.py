@@ -1,0 +1,91 @@
+"""Submit mail the way the app does: SMTP on 587, STARTTLS, no AUTH."""
+
+from __future__ import annotations
+
+import re
+import smtplib
+import ssl
+import uuid
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate
+from pathlib import Path
+
+APP_SENDER = "newsletter@feedsubscription.com"
+_QUEUED = re.compile(r"queued as ([0-9A-Za-z]+)")
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What the server answered to DATA, and the queue id it named."""
+
+    code: int
+    reply: str
+    queue_id: str | None
+
+
+class _SMTP(smtplib.SMTP):
+    """smtplib.SMTP that verifies STARTTLS against `tls_hostname`, not the address dialled."""
+
+    def __init__(self, host: str, port: int, timeout: float, tls_hostname: str | None) -> None:
+        super().__init__(host, port, local_hostname="app.test", timeout=timeout)
+        if tls_hostname:
+            self._host = tls_hostname
+
+
+def message(
+    to: str, subject: str = "smtp-out test", sender: str = APP_SENDER, body: str = "Hello from the tests.\n"
+) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Date"] = formatdate(localtime=False)
+    msg["Message-ID"] = f"<{uuid.uuid4().hex}@feedsubscription.com>"
+    msg.set_content(body)
+    return msg
+
+
+def tls_context(ca: Path | None) -> ssl.SSLContext:
+    """Verify against `ca` when given; otherwise encrypt without verifying (a self-signed cert)."""
+    if ca is not None:
+        ctx = ssl.create_default_context(cafile=str(ca))
+    else:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+def submit(
+    host: str,
+    msg: EmailMessage,
+    *,
+    port: int = 587,
+    starttls: bool = True,
+    ca: Path | None = None,
+    tls_hostname: str | None = "feedsubscription.com",
+    timeout: float = 15.0,
+) -> Submission:
+    """Submit one message; raises smtplib.SMTPException subclasses on refusal."""
+    sender = str(msg["From"])
+    rcpts = [a.strip() for a in str(msg["To"]).split(",")]
+    with _SMTP(host, port, timeout, tls_hostname if ca else None) as smtp:
+        smtp.ehlo()
+        if starttls:
+            smtp.starttls(context=tls_context(ca))
+            smtp.ehlo()
+        code, reply = smtp.mail(sender)
+        if code != 250:
+            raise smtplib.SMTPSenderRefused(code, reply, sender)
+        for rcpt in rcpts:
+            code, reply = smtp.rcpt(rcpt)
+            if code not in (250, 251):
+                raise smtplib.SMTPRecipientsRefused({rcpt: (code, reply)})
+        code, reply = smtp.data(msg.as_bytes())
+        text = reply.decode("utf-8", "replace")
+        if code != 250:
+            raise smtplib.SMTPDataError(code, reply)
+        m = _QUEUED.search(text)
+        return Submission(code, text, m.group(1) if m else None)
