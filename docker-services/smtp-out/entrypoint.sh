@@ -61,64 +61,85 @@ read_override() {
   [ -z "$current" ] || printf '%s\n' "$current"
 }
 
-# Set main.cf parameters, then backdate main.cf: Postfix re-reads a configuration file modified
-# within the last second until it "cools down", which would cost every later postconf ~2s.
-set_params() {
-  postconf -e "$@"
-  touch -d "@$(($(date +%s) - 60))" "$POSTFIX_DIR/main.cf"
+# Settings for main.cf, in a fixed order (first appearance), each with where it came from.
+SETTING_NAMES=()
+declare -A SETTING_VALUE=() SETTING_SOURCE=()
+add_setting() { # NAME VALUE SOURCE
+  [ -n "${SETTING_VALUE[$1]+set}" ] || SETTING_NAMES+=("$1")
+  SETTING_VALUE[$1]="$2"
+  SETTING_SOURCE[$1]="$3"
 }
 
-# main.cf = Debian's stock main.cf + override + POSTFIX_* environment + what this image
-# enforces (TLS files, the DKIM milter). Rebuilt from the stock copy on every start.
+# main.cf = Debian's stock main.cf less every parameter set here, then main.cf.override,
+# then POSTFIX_* environment variables, then what this image enforces (TLS files, the DKIM
+# milter). Written from scratch on every start in a fixed order, so the Nth start ends with
+# the same main.cf as the first (postconf -e would append in hash-table order).
 build_main_cf() {
-  local settings=() env_settings=() var name
-
-  cp -p "$MAIN_CF_DIST" "$POSTFIX_DIR/main.cf"
+  local line var name
 
   if [ -f "$OVERRIDE" ]; then
-    # Validate in this shell first (a failure inside the process substitution below
-    # could not stop the container), then read.
+    # Validate in this shell first: a failure inside the process substitution below
+    # could not stop the container.
     read_override "$OVERRIDE" >/dev/null
-    mapfile -t settings < <(read_override "$OVERRIDE")
-    if [ "${#settings[@]}" -gt 0 ]; then
-      set_params "${settings[@]}"
-    fi
-    check_unused_parameters "$OVERRIDE"
+    while IFS= read -r line; do
+      add_setting "${line%%=*}" "${line#*=}" "$OVERRIDE"
+    done < <(read_override "$OVERRIDE")
   else
     log "No $OVERRIDE found; using Debian's main.cf and the environment only"
   fi
 
   while IFS= read -r var; do
     name="${var#POSTFIX_}"
-    [[ "$name" =~ ^[A-Za-z0-9_-]+$ ]] || fail "environment variable POSTFIX_$name: '$name' is not a Postfix parameter name"
-    env_settings+=("$name=$(printenv "$var")")
-  done < <(compgen -e | grep '^POSTFIX_' || true)
-  if [ "${#env_settings[@]}" -gt 0 ]; then
-    set_params "${env_settings[@]}"
-    check_unused_parameters "the POSTFIX_* environment variables"
-  fi
+    [[ "$name" =~ ^[A-Za-z0-9_-]+$ ]] || fail "environment variable $var: '$name' is not a Postfix parameter name"
+    add_setting "$name" "$(printenv "$var")" "the POSTFIX_* environment variables"
+  done < <(compgen -e | grep '^POSTFIX_' | LC_ALL=C sort || true)
 
-  set_params \
-    "smtpd_tls_cert_file=$CERT" \
-    "smtpd_tls_key_file=$CERT_KEY" \
-    'smtpd_use_tls=yes' \
-    'smtpd_tls_security_level=may' \
-    'milter_default_action=tempfail' \
-    'milter_protocol=6' \
-    "smtpd_milters=inet:$MILTER_HOST:$MILTER_PORT" \
-    "non_smtpd_milters=inet:$MILTER_HOST:$MILTER_PORT"
+  local enforced="this image's entrypoint"
+  add_setting smtpd_tls_cert_file "$CERT" "$enforced"
+  add_setting smtpd_tls_key_file "$CERT_KEY" "$enforced"
+  add_setting smtpd_use_tls yes "$enforced"
+  add_setting smtpd_tls_security_level may "$enforced"
+  add_setting milter_default_action tempfail "$enforced"
+  add_setting milter_protocol 6 "$enforced"
+  add_setting smtpd_milters "inet:$MILTER_HOST:$MILTER_PORT" "$enforced"
+  add_setting non_smtpd_milters "inet:$MILTER_HOST:$MILTER_PORT" "$enforced"
+
+  {
+    printf '%s\n' "${SETTING_NAMES[@]}" | awk '
+      NR == FNR { drop[$0] = 1; next }
+      /^[ \t]/ && skipping { next }
+      { skipping = 0 }
+      /^[A-Za-z0-9_-]+[ \t]*=/ {
+        name = $0; sub(/[ \t]*=.*/, "", name)
+        if (name in drop) { skipping = 1; next }
+      }
+      { print }' - "$MAIN_CF_DIST"
+    printf '\n# ---- Set at start-up by entrypoint.sh from main.cf.override, POSTFIX_* and the image.\n'
+    for name in "${SETTING_NAMES[@]}"; do
+      printf '%s = %s\n' "$name" "${SETTING_VALUE[$name]}"
+    done
+  } >"$POSTFIX_DIR/main.cf.new"
+  # Backdated: Postfix re-reads a configuration file modified within the last second until it
+  # "cools down", which would cost every postconf below about two seconds.
+  touch -d "@$(($(date +%s) - 60))" "$POSTFIX_DIR/main.cf.new"
+  mv -f "$POSTFIX_DIR/main.cf.new" "$POSTFIX_DIR/main.cf"
+  check_unused_parameters
 }
 
 # Postfix accepts any name in main.cf and only warns at run time ("unused parameter").
 # Turn that warning into an error that names where the parameter came from.
 check_unused_parameters() {
-  local source="$1" warnings unused
+  local warnings name source="" unused=()
   warnings=$(postconf -n 2>&1 >/dev/null || true)
-  unused=$(printf '%s\n' "$warnings" | sed -n 's/.*unused parameter: \([^=]*\)=.*/\1/p' | sort -u | paste -sd, -)
-  [ -z "$unused" ] || fail "$source: unknown Postfix parameter(s): $unused (see postconf(5))"
-  if [ -n "$warnings" ]; then
-    fail "$source: postconf reports: $(printf '%s' "$warnings" | head -n 1)"
+  while IFS= read -r name; do
+    [ -n "$name" ] || continue
+    unused+=("$name")
+    source="${source:-${SETTING_SOURCE[$name]:-/etc/postfix/main.cf}}"
+  done < <(printf '%s\n' "$warnings" | sed -n 's/.*unused parameter: \([^=]*\)=.*/\1/p' | sort -u)
+  if [ "${#unused[@]}" -gt 0 ]; then
+    fail "$source: unknown Postfix parameter(s): $(IFS=,; printf '%s' "${unused[*]}") (see postconf(5))"
   fi
+  [ -z "$warnings" ] || fail "/etc/postfix/main.cf: postconf reports: $(printf '%s' "$warnings" | head -n 1)"
 }
 
 # --- TLS -----------------------------------------------------------------------------------

@@ -49,7 +49,9 @@ class Report:
         return not self.failed and bool(self.results)
 
 
-def run_checks(title: str, checks: Sequence[Check[Facts]], facts: Facts, started: float | None = None) -> Report:
+def run_checks(
+    title: str, checks: Sequence[Check[Facts]], facts: Facts, started: float | None = None
+) -> Report:
     """Judge every check against the same facts; an exception in a measurement is a failure."""
     results = []
     for check in checks:

@@ -57,16 +57,36 @@ def _clean(section: Section) -> str:
 
 
 CHECKS: tuple[Check[ConfigFacts], ...] = (
-    Check("container starts and greets on 587", lambda f: f.boot_error or "ready", lambda v: v == "ready",
-          "a 220 greeting on 587"),
-    Check("no warning/error/fatal/panic in logs since boot", lambda f: bad_log_lines(f.log) or "none",
-          lambda v: v == "none", "no such log line"),
-    Check("postfix check is clean", lambda f: _clean(f.section("postfix_check")), lambda v: v == "clean",
-          "exit 0, no output"),
-    Check("postconf without warnings", lambda f: _clean(f.section("postconf")), lambda v: v == "clean",
-          "exit 0, no output"),
-    Check("opendkim -n is clean", lambda f: _clean(f.section("opendkim")), lambda v: v == "clean",
-          "exit 0, no output"),
+    Check(
+        "container starts and greets on 587",
+        lambda f: f.boot_error or "ready",
+        lambda v: v == "ready",
+        "a 220 greeting on 587",
+    ),
+    Check(
+        "no warning/error/fatal/panic in logs since boot",
+        lambda f: bad_log_lines(f.log) or "none",
+        lambda v: v == "none",
+        "no such log line",
+    ),
+    Check(
+        "postfix check is clean",
+        lambda f: _clean(f.section("postfix_check")),
+        lambda v: v == "clean",
+        "exit 0, no output",
+    ),
+    Check(
+        "postconf without warnings",
+        lambda f: _clean(f.section("postconf")),
+        lambda v: v == "clean",
+        "exit 0, no output",
+    ),
+    Check(
+        "opendkim -n is clean",
+        lambda f: _clean(f.section("opendkim")),
+        lambda v: v == "clean",
+        "exit 0, no output",
+    ),
 )
 
 
@@ -76,7 +96,9 @@ def gather(client: docker.DockerClient, image: str = IMAGE, timeout: float = 30.
     with tempfile.TemporaryDirectory(prefix="smtp-out-config-") as tmp:
         material = Material.create(Path(tmp))
         with internal_network(client, unique("smtp-out-config"), subnet=_free_subnet(client)) as net:
-            opts = SmtpOutOptions(image=image, name=unique("smtp-out-config"), network=net.name, material=material)
+            opts = SmtpOutOptions(
+                image=image, name=unique("smtp-out-config"), network=net.name, material=material
+            )
             container = run_smtp_out(client, opts)
             with removing(container):
                 try:

@@ -11,14 +11,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import docker
 import docker.errors
 from docker.models.containers import Container
 from docker.models.networks import Network
 from docker.types import IPAMConfig, IPAMPool
 
+import docker
+
 from . import IMAGE, LABEL
 from .material import Material
+from .sections import output_text
 
 SUBMISSION_PORT = 587
 #: Production runs the container with IPv6 disabled.
@@ -66,7 +68,10 @@ class SmtpOutOptions:
         vols: dict[str, dict[str, str]] = {}
         if self.material is not None:
             m = self.material
-            vols[str(m.keys_dir)] = {"bind": "/etc/opendkim/keys", "mode": "ro" if self.keys_read_only else "rw"}
+            vols[str(m.keys_dir)] = {
+                "bind": "/etc/opendkim/keys",
+                "mode": "ro" if self.keys_read_only else "rw",
+            }
             vols[str(m.cert)] = {"bind": "/etc/postfix/cert/smtp.cert", "mode": "ro"}
             vols[str(m.cert_key)] = {"bind": "/etc/postfix/cert/smtp.key", "mode": "ro"}
         if self.spool is not None:
@@ -131,7 +136,7 @@ def exec_text(container: Container, cmd: str | list[str], user: str = "root") ->
     """Run a command in the container; returns (exit code, combined output)."""
     argv = ["bash", "-c", cmd] if isinstance(cmd, str) else cmd
     result = container.exec_run(argv, user=user, demux=False)
-    return int(result.exit_code or 0), bytes(result.output or b"").decode("utf-8", "replace")
+    return int(result.exit_code or 0), output_text(result.output)
 
 
 def read_banner(host: str, port: int, timeout: float = 2.0) -> str:
@@ -148,7 +153,11 @@ def read_banner(host: str, port: int, timeout: float = 2.0) -> str:
 
 
 def wait_for_banner(
-    container: Container, host: str, port: int = SUBMISSION_PORT, timeout: float = 30.0, interval: float = 0.05
+    container: Container,
+    host: str,
+    port: int = SUBMISSION_PORT,
+    timeout: float = 30.0,
+    interval: float = 0.05,
 ) -> float:
     """Poll until the port greets with 220; returns the seconds waited. Fails fast when the
     container exits (ContainerExited, with its logs) and after `timeout` (NotReady)."""

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import docker
 import docker.errors
 import requests.exceptions
+
+import docker
 
 
 class DockerUnavailable(RuntimeError):

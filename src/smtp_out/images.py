@@ -8,8 +8,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import docker
 import docker.errors
+
+import docker
 
 from . import REPO_ROOT, SERVICES_DIR
 
@@ -73,9 +74,7 @@ def _env_with(**extra: str) -> dict[str, str]:
     return {**os.environ, **extra}
 
 
-def build(
-    client: docker.DockerClient, spec: ImageSpec, progress: Progress, *, tag: str | None = None
-) -> str:
+def build(client: docker.DockerClient, spec: ImageSpec, progress: Progress, *, tag: str | None = None) -> str:
     """Build one image, reporting each step through `progress`; returns the image id."""
     tag = tag or spec.tag
     step = ""

@@ -24,7 +24,7 @@ class Submission:
     queue_id: str | None
 
 
-class _SMTP(smtplib.SMTP):
+class Client(smtplib.SMTP):
     """smtplib.SMTP that verifies STARTTLS against `tls_hostname`, not the address dialled."""
 
     def __init__(self, host: str, port: int, timeout: float, tls_hostname: str | None) -> None:
@@ -71,7 +71,7 @@ def submit(
     """Submit one message; raises smtplib.SMTPException subclasses on refusal."""
     sender = str(msg["From"])
     rcpts = [a.strip() for a in str(msg["To"]).split(",")]
-    with _SMTP(host, port, timeout, tls_hostname if ca else None) as smtp:
+    with Client(host, port, timeout, tls_hostname if ca else None) as smtp:
         smtp.ehlo()
         if starttls:
             smtp.starttls(context=tls_context(ca))
