@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from invoke.context import Context
 from invoke.tasks import task
 
-from smtp_out import IMAGE, cli, configtest, engine, images
+from smtp_out import IMAGE, cli, configtest, engine, images, keys, smoke
 
 
 @task
@@ -34,3 +36,43 @@ def config_test(c: Context, build: bool = True, json: bool = False) -> None:
         if not report.ok and facts.log:
             cli.progress("--- container log ---\n" + facts.log.rstrip())
         cli.emit(report, json)
+
+
+@task(
+    help={
+        "container": "container to test (default smtp-out)",
+        "port": "host port published for 587 (default 1587)",
+        "host": "address the port is published on (default 127.0.0.1)",
+        "json": "print the report as JSON",
+    }
+)
+def smoke_test(
+    c: Context, container: str = "smtp-out", port: int = 1587, host: str = "127.0.0.1", json: bool = False
+) -> None:
+    """Check a running smtp-out container: processes, listeners, configuration, logs, health."""
+    with cli.one_line_errors():
+        cli.emit(smoke.run(engine.client(), container, port, host), json)
+
+
+@task(
+    help={
+        "domain": "domain to sign for (required)",
+        "selector": "DKIM selector (default mail)",
+        "bits": "RSA key size (default 2048)",
+        "out": "directory for <domain>.private and <domain>.txt (default .tmp/opendkim-keys)",
+    }
+)
+def dkim_key(
+    c: Context, domain: str, selector: str = "mail", bits: int = 2048, out: str = ".tmp/opendkim-keys"
+) -> None:
+    """Generate a DKIM key pair in the flat layout the image mounts, and print the TXT record."""
+    with cli.one_line_errors():
+        try:
+            key = keys.generate(Path(out), domain, selector, bits)
+        except FileExistsError as exc:
+            raise cli.TaskError(str(exc)) from None
+        except ValueError as exc:
+            raise cli.TaskError(str(exc), cli.EXIT_USAGE) from None
+        print(f"wrote {key.private} (mode 600) and {key.txt}")
+        print(f"publish this TXT record for {selector}._domainkey.{domain}:")
+        print(key.record, end="")

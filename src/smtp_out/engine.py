@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import docker
 import docker.errors
 import requests.exceptions
-
-import docker
 
 
 class DockerUnavailable(RuntimeError):

@@ -8,9 +8,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import docker.errors
-
 import docker
+import docker.errors
 
 from . import REPO_ROOT, SERVICES_DIR
 

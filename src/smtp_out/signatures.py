@@ -6,7 +6,7 @@ import email
 import email.policy
 import re
 
-from .material import DKIM_DOMAIN, DKIM_SELECTOR, DkimKey
+from .material import DKIM_DOMAIN, DKIM_SELECTOR
 
 
 def dkim_tags(raw: bytes) -> dict[str, str]:
@@ -19,14 +19,15 @@ def dkim_tags(raw: bytes) -> dict[str, str]:
     return dict(part.split("=", 1) for part in text.split(";") if "=" in part)
 
 
-def verify(raw: bytes, key: DkimKey, domain: str = DKIM_DOMAIN, selector: str = DKIM_SELECTOR) -> bool:
-    """True when dkimpy verifies the signature with `key` published as selector._domainkey.domain."""
+def verify(raw: bytes, txt_value: str, domain: str = DKIM_DOMAIN, selector: str = DKIM_SELECTOR) -> bool:
+    """True when dkimpy verifies the signature with the TXT record value `txt_value`
+    (v=DKIM1; k=rsa; p=...) published as selector._domainkey.domain."""
     import dkim  # dkimpy: a test/bench dependency
 
     expected = f"{selector}._domainkey.{domain}."
 
     def dnsfunc(name: bytes | str, timeout: int = 5) -> bytes:
         name_s = name.decode() if isinstance(name, bytes) else name
-        return key.txt_value.encode() if name_s.rstrip(".") + "." == expected else b""
+        return txt_value.encode() if name_s.rstrip(".") + "." == expected else b""
 
     return bool(dkim.verify(raw, dnsfunc=dnsfunc))

@@ -10,11 +10,11 @@ import itertools
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import docker
 import pytest
 from docker.models.containers import Container
 from docker.models.networks import Network
 
-import docker
 from smtp_out import IMAGE, engine, images
 from smtp_out.containers import (
     SmtpOutOptions,
