@@ -7,7 +7,7 @@ from pathlib import Path
 from invoke.context import Context
 from invoke.tasks import task
 
-from smtp_out import IMAGE, cli, configtest, engine, images, keys, smoke
+from smtp_out import IMAGE, cli, configtest, containers, engine, images, keys, smoke, suites
 
 
 @task
@@ -76,3 +76,23 @@ def dkim_key(
         print(f"wrote {key.private} (mode 600) and {key.txt}")
         print(f"publish this TXT record for {selector}._domainkey.{domain}:")
         print(key.record, end="")
+
+
+@task(
+    help={
+        "keep": "leave the test network and containers up afterwards, for debugging",
+        "k": "only run tests matching this pytest -k expression",
+    }
+)
+def integration_test(c: Context, keep: bool = False, k: str = "") -> None:
+    """Run the end-to-end suite on a hermetic copy of the production network."""
+    with cli.one_line_errors():
+        engine.client()  # one clear line, exit 2, when no engine answers
+        raise SystemExit(suites.run_pytest("tests/integration", keep=keep, k=k))
+
+
+@task
+def clean(c: Context) -> None:
+    """Remove the containers and networks the tasks and tests left behind (labelled smtp-out.tools)."""
+    with cli.one_line_errors():
+        print(f"removed {containers.remove_leftovers(engine.client())} containers and networks")

@@ -97,22 +97,14 @@ def run_smtp_out(client: docker.DockerClient, opts: SmtpOutOptions) -> Container
     if opts.health_interval_s:
         ns = int(opts.health_interval_s * 1e9)
         kwargs["healthcheck"] = {"interval": ns, "timeout": 3_000_000_000, "retries": 2, "start_period": 0}
-    if opts.network and opts.ipv4_address:
-        container = client.containers.create(opts.image, **kwargs)
-        client.networks.get("bridge").disconnect(container) if _on_bridge(container) else None
-        client.networks.get(opts.network).connect(container, ipv4_address=opts.ipv4_address)
-        container.start()
-    else:
-        if opts.network:
-            kwargs["network"] = opts.network
-        container = client.containers.run(opts.image, **kwargs)
+    if opts.network:
+        kwargs["network"] = opts.network
+        if opts.ipv4_address:
+            endpoint = client.api.create_endpoint_config(ipv4_address=opts.ipv4_address)
+            kwargs["networking_config"] = {opts.network: endpoint}
+    container: Container = client.containers.run(opts.image, **kwargs)
     container.reload()
     return container
-
-
-def _on_bridge(container: Container) -> bool:
-    nets = container.attrs.get("NetworkSettings", {}).get("Networks", {}) or {}
-    return "bridge" in nets
 
 
 def address(container: Container, network: str | None = None) -> str:

@@ -1,0 +1,122 @@
+"""Submit messages as the app does: SMTP to port 587, STARTTLS verified against a CA, no AUTH.
+
+Prints one JSON object: per-message results (code, reply, queue id, latency) and totals.
+Used by the integration tests and the load benchmark; runs inside the test network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import smtplib
+import ssl
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from email.message import EmailMessage
+from email.utils import formatdate
+
+
+class Client(smtplib.SMTP):
+    def __init__(self, host: str, port: int, tls_name: str, timeout: float) -> None:
+        super().__init__(host, port, local_hostname="app.test", timeout=timeout)
+        self._host = tls_name  # verify the certificate's name, not the address dialled
+
+
+def build(args: argparse.Namespace, i: int, rcpt: str) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = args.sender
+    msg["To"] = rcpt
+    msg["Subject"] = f"{args.subject} {i}"
+    msg["Date"] = formatdate()
+    msg["Message-ID"] = f"<{uuid.uuid4().hex}@feedsubscription.com>"
+    msg["X-Test-Seq"] = str(i)
+    msg.set_content(f"Message {i} of the smtp-out tests.\n" + "x" * args.body_bytes + "\n")
+    return msg.as_bytes()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--host", required=True)
+    p.add_argument("--port", type=int, default=587)
+    p.add_argument("--to", action="append", required=True, help="recipient; repeat to cycle")
+    p.add_argument("--count", type=int, default=1)
+    p.add_argument("--concurrency", type=int, default=1)
+    p.add_argument("--sender", default="newsletter@feedsubscription.com")
+    p.add_argument("--subject", default="smtp-out test")
+    p.add_argument("--ca", default="/material/ca.pem")
+    p.add_argument("--tls-name", default="feedsubscription.com")
+    p.add_argument("--no-tls", action="store_true")
+    p.add_argument("--body-bytes", type=int, default=200)
+    p.add_argument("--per-connection", type=int, default=50, help="messages per SMTP session")
+    args = p.parse_args()
+
+    ctx = ssl.create_default_context(cafile=args.ca)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    results: list[dict[str, object]] = []
+    lock = threading.Lock()
+    jobs = list(range(args.count))
+    tls_seen: set[str] = set()
+
+    def worker(indices: list[int]) -> None:
+        smtp: Client | None = None
+        sent_on_conn = 0
+        for i in indices:
+            rcpt = args.to[i % len(args.to)]
+            started = time.monotonic()
+            try:
+                if smtp is None or sent_on_conn >= args.per_connection:
+                    if smtp is not None:
+                        smtp.quit()
+                    smtp = Client(args.host, args.port, args.tls_name, 30)
+                    smtp.ehlo()
+                    if not args.no_tls:
+                        smtp.starttls(context=ctx)
+                        smtp.ehlo()
+                        with lock:
+                            tls_seen.add(str(smtp.sock.version()))  # type: ignore[union-attr]
+                    sent_on_conn = 0
+                code, reply = smtp.mail(args.sender)
+                if code == 250:
+                    code, reply = smtp.rcpt(rcpt)
+                if code in (250, 251):
+                    code, reply = smtp.data(build(args, i, rcpt))
+                else:
+                    smtp.rset()
+                sent_on_conn += 1
+                text = reply.decode("utf-8", "replace")
+            except smtplib.SMTPResponseException as exc:
+                code, text, smtp = exc.smtp_code, exc.smtp_error.decode("utf-8", "replace"), None
+            except (OSError, smtplib.SMTPException) as exc:
+                code, text, smtp = 0, f"{type(exc).__name__}: {exc}", None
+            queue_id = text.rsplit("queued as ", 1)[1].strip() if "queued as " in text else None
+            with lock:
+                results.append(
+                    {
+                        "seq": i,
+                        "rcpt": rcpt,
+                        "code": code,
+                        "reply": text,
+                        "queue_id": queue_id,
+                        "latency": time.monotonic() - started,
+                    }
+                )
+        if smtp is not None:
+            with contextlib.suppress(OSError, smtplib.SMTPException):
+                smtp.quit()
+
+    started = time.monotonic()
+    n = max(1, args.concurrency)
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        for k in range(n):
+            pool.submit(worker, jobs[k::n])
+    elapsed = time.monotonic() - started
+    results.sort(key=lambda r: int(r["seq"]))  # type: ignore[arg-type]
+    accepted = sum(1 for r in results if r["code"] == 250)
+    print(json.dumps({"elapsed": elapsed, "accepted": accepted, "tls": sorted(tls_seen), "results": results}))
+
+
+if __name__ == "__main__":
+    main()
