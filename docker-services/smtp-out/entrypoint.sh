@@ -266,6 +266,20 @@ prepare_spool() {
     || fail "$SPOOL: postfix set-permissions failed: $(printf '%s' "$out" | tail -n 1)"
 }
 
+# `postfix start-fg` runs postsuper's structure check before postlogd exists, so a warning
+# (queue files renamed to match their inode numbers: a restored or copied queue) makes postsuper
+# open maillog_file=/dev/stdout itself as user postfix, which the container's root-owned stdout
+# refuses: Postfix would not start. Run the check first, logging through syslog (the relay).
+check_queue_structure() {
+  local conf=/run/postfix-precheck
+  rm -rf "$conf"
+  install -d -m 755 "$conf"
+  cp -p "$POSTFIX_DIR/master.cf" "$POSTFIX_DIR/dynamicmaps.cf" "$conf/"
+  sed 's/^maillog_file = .*/maillog_file =/' "$POSTFIX_DIR/main.cf" >"$conf/main.cf"
+  touch -d "@$(($(date +%s) - 60))" "$conf/main.cf"
+  postsuper -c "$conf" || fail "$SPOOL: postsuper's queue structure check failed (see the lines above)"
+}
+
 add_app_host() {
   grep -qE '^10\.5\.5\.100[[:space:]]+app([[:space:]]|$)' /etc/hosts || printf '10.5.5.100 app\n' >>/etc/hosts
 }
@@ -282,6 +296,7 @@ main() {
   add_app_host
   prepare_spool
   start_log_relay
+  check_queue_structure
   start_opendkim
 
   log "Starting postfix in foreground (myhostname $domain)"

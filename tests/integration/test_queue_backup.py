@@ -1,0 +1,92 @@
+"""Queue backup and restore, for real: deferred mail survives a backup/restore onto a new queue."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from smtp_out import REPO_ROOT
+from smtp_out.testnet import TestNet
+
+from .test_e2e import wait_for_log
+
+pytestmark = pytest.mark.docker
+
+
+def invoke(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "POSTFIX_DIR_ROOT": ""}, check=False,
+    )  # fmt: skip
+
+
+def test_deferred_mail_round_trips_through_backup_and_restore(net: TestNet, tmp_path: Path) -> None:
+    net.sink_down()
+    r = net.submit(["a@example.com", "b@outlook.com", "c@example.net"], count=5)
+    assert r.codes == [250] * 5
+    assert len(wait_for_log(net, r"status=deferred", 5)) >= 5
+    assert net.spool is not None
+    source = net.spool
+    archive = tmp_path / "queue.tar.gz"
+
+    refused = invoke("queue-backup", "--source", str(source), "--archive", str(archive))
+    assert refused.returncode == 2
+    assert "--hold" in refused.stderr and str(net.relay.name) in refused.stderr
+    assert not archive.exists()
+
+    done = invoke("queue-backup", "--source", str(source), "--archive", str(archive), "--hold", "--json")
+    assert done.returncode == 0, done.stderr
+    assert '"messages": 5' in done.stdout
+    listing = net.queue_ids()
+    assert len(listing) == 5  # released: still queued in the source container, none on hold
+    _, held = net.relay.exec_run(["bash", "-c", 'postqueue -j | grep -c \'"queue_name": "hold"\''])
+    assert held.strip() == b"0"
+
+    again = invoke("queue-backup", "--source", str(source), "--archive", str(archive), "--hold")
+    assert again.returncode == 1 and "refusing to overwrite" in again.stderr
+
+    net.remove_smtp_out()
+    target = tmp_path / "restored"
+    restored = invoke("queue-restore", str(archive), "--target", str(target))
+    assert restored.returncode == 0, restored.stderr
+    assert (target / "deferred").stat().st_uid == (source / "deferred").stat().st_uid
+
+    net.sink_up()
+    net.start_smtp_out(spool=target)
+    net.wait_for_received(5, timeout=90)
+    seqs = sorted(m.header_seq for m in net.received() if m.header_seq is not None)
+    assert seqs == [0, 1, 2, 3, 4]
+
+    busy = invoke("queue-restore", str(archive), "--target", str(target))
+    assert busy.returncode == 1 and "not empty" in busy.stderr
+
+
+def test_corrupted_and_truncated_archives_are_refused_with_a_clear_message(
+    net: TestNet, tmp_path: Path
+) -> None:
+    net.sink_down()
+    assert net.submit("a@example.com", count=2).codes == [250, 250]
+    assert net.spool is not None
+    archive = tmp_path / "q.tar.gz"
+    assert (
+        invoke("queue-backup", "--source", str(net.spool), "--archive", str(archive), "--hold").returncode
+        == 0
+    )
+    data = archive.read_bytes()
+
+    truncated = tmp_path / "truncated.tar.gz"
+    truncated.write_bytes(data[: len(data) * 2 // 3])
+    corrupted = tmp_path / "corrupted.tar.gz"
+    flipped = bytearray(data)
+    flipped[len(flipped) // 2] ^= 0x55
+    corrupted.write_bytes(bytes(flipped))
+    for bad in (truncated, corrupted):
+        out = invoke("queue-restore", str(bad), "--target", str(tmp_path / f"t-{bad.stem}"))
+        assert out.returncode == 1
+        assert out.stderr.startswith("ERROR: ") and "nothing restored" in out.stderr
+        assert "Traceback" not in out.stderr
+        assert not (tmp_path / f"t-{bad.stem}").exists()
