@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from smtp_out import REPO_ROOT
+from smtp_out.containers import exec_text
 from smtp_out.testnet import TestNet
 
 from .test_e2e import wait_for_log
@@ -43,8 +44,8 @@ def test_deferred_mail_round_trips_through_backup_and_restore(net: TestNet, tmp_
     assert '"messages": 5' in done.stdout
     listing = net.queue_ids()
     assert len(listing) == 5  # released: still queued in the source container, none on hold
-    _, held = net.relay.exec_run(["bash", "-c", 'postqueue -j | grep -c \'"queue_name": "hold"\''])
-    assert held.strip() == b"0"
+    _, held = exec_text(net.relay, 'postqueue -j | grep -c \'"queue_name": "hold"\'')
+    assert held.strip() == "0"
 
     again = invoke("queue-backup", "--source", str(source), "--archive", str(archive), "--hold")
     assert again.returncode == 1 and "refusing to overwrite" in again.stderr
