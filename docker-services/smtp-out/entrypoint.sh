@@ -242,28 +242,43 @@ start_log_relay() {
 # --- queue directory and chroot ------------------------------------------------------------
 
 # Postfix's chroot lives in the queue directory, which may be a volume persisted by the old
-# Alpine image: copy the system files it needs, owned root:root whatever the volume's owner,
-# refresh the time zone data once per tzdata version, and fix queue ownership.
+# Alpine image: copy the system files it needs, owned root:root whatever the volume's owner;
+# replace stale time zone data with the zones Postfix can read (those of $TZ and
+# /etc/localtime), once per tzdata version and TZ; fix foreign ownership of the queue.
 prepare_spool() {
-  local file stamp tz_version
+  local file stamp want zone tz="${TZ:-}"
   install -d -o root -g root -m 755 "$SPOOL" "$SPOOL/etc" "$SPOOL/usr" "$SPOOL/usr/share"
   for file in resolv.conf hosts nsswitch.conf services host.conf localtime; do
     [ -e "/etc/$file" ] || continue
     install -o root -g root -m 644 "$(readlink -f "/etc/$file")" "$SPOOL/etc/$file.tmp"
     mv -f "$SPOOL/etc/$file.tmp" "$SPOOL/etc/$file"
   done
-  tz_version=$(dpkg-query -W -f '${Version}' tzdata 2>/dev/null || echo unknown)
+
   stamp="$SPOOL/usr/share/zoneinfo/.smtp-out-tzdata"
-  if [ "$(cat "$stamp" 2>/dev/null)" != "$tz_version" ]; then
-    log "Refreshing time zone data in the Postfix chroot (tzdata $tz_version)"
+  want="$(dpkg-query -W -f '${Version}' tzdata 2>/dev/null || echo unknown) TZ=$tz"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    log "Refreshing time zone data in the Postfix chroot ($want)"
     rm -rf "$SPOOL/usr/share/zoneinfo"
-    cp -a /usr/share/zoneinfo "$SPOOL/usr/share/"
-    chown -R root:root "$SPOOL/usr/share/zoneinfo"
-    printf '%s\n' "$tz_version" >"$stamp"
+    for zone in UTC Etc/UTC posixrules "${tz#:}" "$(readlink -f /etc/localtime | sed 's#^/usr/share/zoneinfo/##')"; do
+      if [ -z "$zone" ] || [ ! -f "/usr/share/zoneinfo/$zone" ]; then
+        continue
+      fi
+      install -D -o root -g root -m 644 "/usr/share/zoneinfo/$zone" "$SPOOL/usr/share/zoneinfo/$zone"
+    done
+    printf '%s\n' "$want" >"$stamp"
   fi
-  local out
-  out=$(postfix set-permissions 2>&1) \
-    || fail "$SPOOL: postfix set-permissions failed: $(printf '%s' "$out" | tail -n 1)"
+
+  # Queue files and directories owned by another image's postfix user (the Alpine queue):
+  # give them to this image's. A fresh queue needs nothing: Postfix creates what is missing.
+  local queue_dirs=() dir out
+  for dir in active bounce corrupt defer deferred flush hold incoming maildrop private public saved trace; do
+    [ -e "$SPOOL/$dir" ] && queue_dirs+=("$SPOOL/$dir")
+  done
+  if [ "${#queue_dirs[@]}" -gt 0 ] && [ -n "$(find "${queue_dirs[@]}" ! -user postfix -print -quit)" ]; then
+    log "Fixing ownership of queue files left by another image (postfix set-permissions)"
+    out=$(postfix set-permissions 2>&1) \
+      || fail "$SPOOL: postfix set-permissions failed: $(printf '%s' "$out" | tail -n 1)"
+  fi
 }
 
 # `postfix start-fg` runs postsuper's structure check before postlogd exists, so a warning
@@ -271,7 +286,15 @@ prepare_spool() {
 # open maillog_file=/dev/stdout itself as user postfix, which the container's root-owned stdout
 # refuses: Postfix would not start. Run the check first, logging through syslog (the relay).
 check_queue_structure() {
-  local conf=/run/postfix-precheck
+  local conf=/run/postfix-precheck dir
+  for dir in active bounce corrupt defer deferred flush hold incoming maildrop pid private public saved trace; do
+    if [ ! -d "$SPOOL/$dir" ]; then # a new queue: create what Postfix's own start would
+      "$(postconf -h daemon_directory)/post-install" config_directory="$POSTFIX_DIR" \
+        meta_directory="$(postconf -h meta_directory)" create-missing \
+        || fail "$SPOOL: cannot create the Postfix queue directories"
+      break
+    fi
+  done
   rm -rf "$conf"
   install -d -m 755 "$conf"
   cp -p "$POSTFIX_DIR/master.cf" "$POSTFIX_DIR/dynamicmaps.cf" "$conf/"

@@ -40,9 +40,10 @@ COMMANDS = {
 class ConfigFacts:
     booted: bool
     boot_error: str
-    seconds_to_ready: float
+    seconds_to_ready: float  # container start -> 220 greeting
     log: str
     sections: dict[str, Section]
+    seconds_to_verdict: float = 0.0  # 220 greeting -> every fact gathered
 
     def section(self, name: str) -> Section:
         return self.sections.get(name, Section(-1, "not run: the container did not become ready"))
@@ -105,8 +106,10 @@ def gather(client: docker.DockerClient, image: str = IMAGE, timeout: float = 30.
                     waited = wait_for_banner(container, address(container, net.name), timeout=timeout)
                 except (ContainerExited, TimeoutError) as exc:
                     return ConfigFacts(False, str(exc), 0.0, logs(container), {})
+                t = time.monotonic()
                 sections = run_sections(container, COMMANDS)
-                return ConfigFacts(True, "", waited, logs(container), sections)
+                log = logs(container)
+                return ConfigFacts(True, "", waited, log, sections, time.monotonic() - t)
 
 
 def _free_subnet(client: docker.DockerClient) -> str:

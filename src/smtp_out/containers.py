@@ -158,7 +158,7 @@ def wait_for_banner(
     checks = 0
     while time.monotonic() < deadline:
         try:
-            banner = read_banner(host, port, timeout=1.0)
+            banner = read_banner(host, port, timeout=0.5)
             if banner.startswith("220"):
                 return time.monotonic() - start
             last_error = f"greeting {banner!r}"

@@ -305,10 +305,14 @@ def restore(archive: Path, target: Path) -> Manifest:
         tar.extractall(target, members=members, numeric_owner=True, filter="fully_trusted")
     for entry in (e for e in manifest.entries if e.type == "dir"):  # directory times after their files
         os.utime(target / entry.path, (entry.mtime, entry.mtime))
+    # A deferred queue file's mtime is its next retry time, and the queue manager skips files
+    # dated in the future (and does not rescan incoming/ on its own): date released ones now.
     incoming = target / "incoming"
+    now = time.time() - 1
     for queue_id in manifest.held_by_backup:
         held_file = target / "hold" / queue_id
         if held_file.exists():
             incoming.mkdir(mode=0o700, exist_ok=True)
             held_file.rename(incoming / queue_id)
+            os.utime(incoming / queue_id, (now, now))
     return manifest

@@ -58,7 +58,16 @@ def test_deferred_mail_round_trips_through_backup_and_restore(net: TestNet, tmp_
 
     net.sink_up()
     net.start_smtp_out(spool=target)
-    net.wait_for_received(5, timeout=90)
+    try:
+        net.wait_for_received(5, timeout=60)
+    except TimeoutError:
+        print(
+            exec_text(
+                net.relay, "postqueue -p; find /var/spool/postfix -path '*/hold/*' -o -path '*/incoming/*'"
+            )[1]
+        )
+        print(restored.stdout, done.stdout)
+        raise
     seqs = sorted(m.header_seq for m in net.received() if m.header_seq is not None)
     assert seqs == [0, 1, 2, 3, 4]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -129,8 +130,10 @@ def test_messages_held_by_the_backup_are_restored_to_incoming(spool: Path, tmp_p
     (spool / "hold" / "H1").write_bytes(b"held by backup")
     (spool / "hold" / "H2").write_bytes(b"held by the operator before")
     (spool / "incoming").mkdir()
+    os.utime(spool / "hold" / "H1", (2_000_000_000, 2_000_000_000))  # a retry time in the future
     archive = tmp_path / "q.tar.gz"
     write_archive(spool, archive, held_by_backup=["H1"])
     restore(archive, tmp_path / "t")
     assert (tmp_path / "t" / "incoming" / "H1").read_bytes() == b"held by backup"
+    assert (tmp_path / "t" / "incoming" / "H1").stat().st_mtime <= time.time()
     assert (tmp_path / "t" / "hold" / "H2").exists()
