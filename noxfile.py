@@ -21,6 +21,7 @@ SHELL_SCRIPTS = [
     "scripts/dev",
     ".ci/run",
     "bench/spec_smoke_test.sh",
+    "bench/spec_config_test.sh",
 ]
 
 
