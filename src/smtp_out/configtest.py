@@ -38,7 +38,6 @@ COMMANDS = {
 
 @dataclass(frozen=True)
 class ConfigFacts:
-    booted: bool
     boot_error: str
     seconds_to_ready: float  # container start -> 220 greeting
     log: str
@@ -105,11 +104,11 @@ def gather(client: docker.DockerClient, image: str = IMAGE, timeout: float = 30.
                 try:
                     waited = wait_for_banner(container, address(container, net.name), timeout=timeout)
                 except (ContainerExited, TimeoutError) as exc:
-                    return ConfigFacts(False, str(exc), 0.0, logs(container), {})
+                    return ConfigFacts(str(exc), 0.0, logs(container), {})
                 t = time.monotonic()
                 sections = run_sections(container, COMMANDS)
                 log = logs(container)
-                return ConfigFacts(True, "", waited, log, sections, time.monotonic() - t)
+                return ConfigFacts("", waited, log, sections, time.monotonic() - t)
 
 
 def _free_subnet(client: docker.DockerClient) -> str:

@@ -32,7 +32,6 @@ QUEUE_DIRS = (
     "maildrop", "incoming", "active", "deferred", "defer", "hold",
     "bounce", "trace", "corrupt", "flush", "saved",
 )  # fmt: skip
-SPOOL_IN_CONTAINER = "/var/spool/postfix"
 
 
 class QueueError(Exception):

@@ -15,7 +15,7 @@ import contextlib
 import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -111,7 +111,7 @@ class SubmitResult:
 
 @dataclass
 class TestNet:
-    """The running network. Methods act on it; `close()` (or the context manager) removes it."""
+    """The running network; `open_testnet` creates it and removes it afterwards."""
 
     __test__ = False  # not a pytest test class
 
@@ -126,7 +126,6 @@ class TestNet:
     outsider: Container
     smtp_out: Container | None = None
     spool: Path | None = None
-    _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     # --- smtp-out -------------------------------------------------------------------------
 
@@ -269,10 +268,6 @@ class TestNet:
                     parts.append(f"--- {c.name} ---\n{logs(c)}")
         return "\n".join(parts)
 
-    def close(self) -> None:
-        self.remove_smtp_out()
-        self._stack.close()
-
 
 def build_peer_image(client: docker.DockerClient, progress: Any = None) -> str:
     return build(client, ImageSpec(PEER_IMAGE, PEER_CONTEXT), progress or (lambda line: None))
@@ -324,7 +319,6 @@ def open_testnet(client: docker.DockerClient, workdir: Path, *, keep: bool = Fal
             sink,
             app,
             outsider,
-            _stack=stack,
         )
         if not keep:
             cleanup.callback(net.remove_smtp_out)

@@ -277,3 +277,13 @@ def _assert_stops_with(s: Started, message: str, spool: Path, expect_empty: bool
     assert message in errors[0], errors[0]
     if expect_empty:
         assert list(spool.iterdir()) == [], "the queue directory was written before the input was validated"
+
+
+def test_postfix_is_pid_1_and_stops_cleanly(smtp_out: Callable[..., Started]) -> None:
+    s = smtp_out()
+    assert exec_text(s.container, "cat /proc/1/comm")[1].strip() == "master"
+    started = time.monotonic()
+    s.container.stop(timeout=10)
+    assert time.monotonic() - started < 5  # SIGTERM reached Postfix: no 10 s kill timeout
+    s.container.reload()
+    assert s.container.attrs["State"]["ExitCode"] == 0
