@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from collections.abc import Callable, Iterable
@@ -68,8 +69,6 @@ def ensure_base_images(client: docker.DockerClient, specs: Iterable[ImageSpec], 
 
 
 def _env_with(**extra: str) -> dict[str, str]:
-    import os
-
     return {**os.environ, **extra}
 
 
