@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import time
 import uuid
@@ -121,6 +122,27 @@ def address(container: Container, network: str | None = None) -> str:
 
 def logs(container: Container) -> str:
     return bytes(container.logs(stdout=True, stderr=True)).decode("utf-8", "replace")
+
+
+def wait_for_log(
+    container: Container, pattern: str, count: int = 1, timeout: float = 30.0, interval: float = 0.2
+) -> list[str]:
+    """Poll the container's log until `pattern` (a regular expression, searched per line) matches
+    at least `count` lines; returns the matching lines. Log lines trail the events they describe
+    (Postfix logs a delivery after the peer's reply, OpenDKIM's lines pass through syslogd), so a
+    test that waited for an event reads its log line with this, never with one read of the log.
+    Raises NotReady with the lines it did find after `timeout`."""
+    regex = re.compile(pattern)
+    deadline = time.monotonic() + timeout
+    while True:
+        hits = [ln for ln in logs(container).splitlines() if regex.search(ln)]
+        if len(hits) >= count:
+            return hits
+        if time.monotonic() > deadline:
+            raise NotReady(
+                f"{container.name}: {len(hits)} of {count} log lines match {pattern!r} after {timeout:.0f}s"
+            )
+        time.sleep(interval)
 
 
 def exec_text(container: Container, cmd: str | list[str], user: str = "root") -> tuple[int, str]:

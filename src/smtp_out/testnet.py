@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from .containers import (
     run_smtp_out,
     unique,
     wait_for_banner,
+    wait_for_log,
 )
 from .images import ImageSpec, build
 from .material import Material
@@ -174,6 +176,16 @@ class TestNet:
 
     def relay_logs(self) -> str:
         return logs(self.relay)
+
+    def wait_for_delivery(self, queue_ids: Sequence[str], timeout: float = 30.0) -> dict[str, str]:
+        """Wait until Postfix has logged a final delivery status for each queue id; returns
+        queue id -> that log line. The sink stores a message before Postfix reads its 250 and logs
+        `status=sent`, so a test that saw the message arrive waits here for the log line."""
+        lines: dict[str, str] = {}
+        for qid in queue_ids:
+            pattern = rf"\b{re.escape(qid)}: to=<.*status=(sent|bounced|expired)"
+            lines[qid] = wait_for_log(self.relay, pattern, timeout=timeout)[-1]
+        return lines
 
     def queue_ids(self) -> list[str]:
         """Queue ids of every message in the relay's queue (postqueue -j)."""

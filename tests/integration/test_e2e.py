@@ -15,24 +15,18 @@ from pathlib import Path
 import pytest
 import trustme
 
-from smtp_out.containers import exec_text, wait_for_banner, wait_for_health
+from smtp_out.containers import exec_text, wait_for_banner, wait_for_health, wait_for_log
 from smtp_out.signatures import dkim_tags, verify
 from smtp_out.testnet import SINK_IP, SINK_IPV6, SMTP_OUT_IP, TestNet
 
 pytestmark = pytest.mark.docker
 
 
+SIGNED_LINE = r"DKIM-Signature field added \(s=mail, d=feedsubscription\.com\)"
+
+
 def delivery_lines(log: str, queue_id: str) -> list[str]:
     return [ln for ln in log.splitlines() if f"{queue_id}: to=<" in ln]
-
-
-def wait_for_log(net: TestNet, pattern: str, count: int = 1, timeout: float = 30.0) -> list[str]:
-    deadline = time.monotonic() + timeout
-    while True:
-        hits = re.findall(pattern, net.relay_logs())
-        if len(hits) >= count or time.monotonic() > deadline:
-            return hits
-        time.sleep(0.2)
 
 
 def postmaster_notices(net: TestNet) -> list[bytes]:
@@ -85,9 +79,11 @@ def test_each_throttled_domain_goes_through_its_transport(net: TestNet) -> None:
     r = net.submit(list(expected), count=len(expected))
     assert r.codes == [250] * 4
     net.wait_for_received(4)
+    lines = net.wait_for_delivery([res["queue_id"] for res in r.results])
     log = net.relay_logs()
     for result in r.results:
-        (line,) = delivery_lines(log, result["queue_id"])
+        assert delivery_lines(log, result["queue_id"]) == [lines[result["queue_id"]]], "one attempt each"
+        line = lines[result["queue_id"]]
         assert f" {expected[result['rcpt']]}[" in line, line
         assert "status=sent" in line
 
@@ -110,7 +106,7 @@ def test_virtual_alias_is_rewritten_and_delivered(net: TestNet) -> None:
     received = net.wait_for_received(2)  # the alias's message, and postmaster's transcript of the 550
     (msg,) = [m for m in received if m.header_seq == 0]
     assert msg.rcpt_tos == ("operator@example.org",)
-    assert "orig_to=<postmaster@feedsubscription.com>" in net.relay_logs()
+    wait_for_log(net.relay, r"orig_to=<postmaster@feedsubscription.com>.*status=sent")
     (notice,) = postmaster_notices(net)
     assert b"nobody@feedsubscription.com" in notice
 
@@ -136,7 +132,7 @@ def test_deferred_mail_survives_restart_and_sigkill_and_is_all_delivered(net: Te
     net.sink_down()
     r = net.submit(["a@example.com", "b@example.net", "c@outlook.com"], count=6, concurrency=2)
     assert r.codes == [250] * 6
-    assert len(wait_for_log(net, r"status=deferred", 6)) >= 6
+    wait_for_log(net.relay, r"status=deferred", 6)
     assert len(net.queue_ids()) == 6
 
     net.relay.restart(timeout=10)
@@ -150,7 +146,7 @@ def test_deferred_mail_survives_restart_and_sigkill_and_is_all_delivered(net: Te
 
     net.sink_up()
     msgs = net.wait_for_received(6, timeout=90)
-    time.sleep(1)
+    wait_for_log(net.relay, r": [0-9A-F]+: removed$", 6)  # every queue file gone: no later duplicate
     seqs = sorted(m.header_seq for m in net.received() if m.header_seq is not None)
     assert seqs == list(range(6)), "lost or duplicated messages"
     assert len(msgs) == 6
@@ -177,16 +173,15 @@ def test_with_opendkim_dead_nothing_leaves_unsigned_and_the_container_is_unhealt
 def test_connection_relay_delivery_and_opendkim_lines_on_stdout(net: TestNet) -> None:
     r = net.submit("reader@example.com", count=2)
     net.wait_for_received(2)
-    log = net.relay_logs()
-    assert "postfix/submission/smtpd" in log and "connect from unknown[10.5.5.100]" in log
+    lines = net.wait_for_delivery([res["queue_id"] for res in r.results])
     for res in r.results:
         qid = res["queue_id"]
-        assert f"{qid}: client=unknown[10.5.5.100]" in log
-        (line,) = delivery_lines(log, qid)
+        wait_for_log(net.relay, rf"opendkim\[\d+\]: {qid}: {SIGNED_LINE}")
+        line = lines[qid]
         assert f"relay=mx.sink.test[{SINK_IP}]:25" in line and "status=sent" in line
-        assert re.search(
-            rf"opendkim\[\d+\]: {qid}: DKIM-Signature field added \(s=mail, d=feedsubscription.com\)", log
-        )
+        assert f"{qid}: client=unknown[10.5.5.100]" in net.relay_logs()
+    log = net.relay_logs()
+    assert "postfix/submission/smtpd" in log and "connect from unknown[10.5.5.100]" in log
 
 
 # 9. IPv4 only -----------------------------------------------------------------------------
@@ -197,8 +192,8 @@ def test_delivery_uses_ipv4_although_the_resolver_answers_aaaa(net: TestNet) -> 
     assert aaaa.strip() == SINK_IPV6
     r = net.submit("reader@example.com")
     (msg,) = net.wait_for_received(1)
+    line = net.wait_for_delivery([r.results[0]["queue_id"]])[r.results[0]["queue_id"]]
     log = net.relay_logs()
-    (line,) = delivery_lines(log, r.results[0]["queue_id"])
     assert f"[{SINK_IP}]:25" in line and SINK_IPV6 not in log
     assert "Cannot assign requested address" not in log
     assert msg.peer == SMTP_OUT_IP
@@ -234,7 +229,7 @@ def test_a_queue_left_by_the_alpine_image_boots_clean_and_its_mail_is_delivered(
     net.start_smtp_out(spool=old)
     r = net.submit("reader@example.com")
     assert r.codes == [250]
-    assert wait_for_log(net, r"status=deferred")
+    wait_for_log(net.relay, r"status=deferred")
     net.relay.stop(timeout=10)
     net.remove_smtp_out()
     _age_like_alpine(old)
@@ -244,6 +239,7 @@ def test_a_queue_left_by_the_alpine_image_boots_clean_and_its_mail_is_delivered(
     net.start_smtp_out(spool=old)
     (msg,) = net.wait_for_received(1, timeout=60)
     assert msg.rcpt_tos == ("reader@example.com",)
+    wait_for_log(net.relay, r"status=sent")
     bad = [ln for ln in net.relay_logs().splitlines() if re.search(r"warning|error|fatal|panic", ln, re.I)]
     assert bad == []
     _, owners = exec_text(net.relay, "stat -c '%U' /var/spool/postfix/deferred /var/spool/postfix/etc/hosts")
