@@ -34,6 +34,7 @@ from .containers import (
     unique,
     wait_for_banner,
     wait_for_health,
+    wait_for_log,
 )
 from .images import ImageSpec, build
 from .material import Material
@@ -266,7 +267,7 @@ def load_run(net: TestNet, count: int, concurrency: int, signing: bool) -> dict[
     net.start_smtp_out(env={"POSTFIX_default_destination_concurrency_limit": "20"})
     if not signing:  # the same image with the milter taken out, for the signing overhead
         exec_text(net.relay, "postconf -e smtpd_milters= non_smtpd_milters= && postfix reload")
-        time.sleep(1)
+        wait_for_log(net.relay, r"postfix/master\[1\]: reload -- ", timeout=15)
     t0 = time.time()
     sub = net.submit(list(LOAD_RCPTS), count=count, concurrency=concurrency)
     msgs = net.wait_for_received(sub.accepted, timeout=600, interval=0.05)
