@@ -1,10 +1,15 @@
-"""Shared pytest hooks."""
+"""Shared pytest hooks, and the one Docker client of a test session."""
 
 from __future__ import annotations
 
-from collections.abc import Generator
+import os
+from collections.abc import Generator, Iterator
 
+import docker
 import pytest
+
+from smtp_out import engine
+from smtp_out.containers import remove_leftovers
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
@@ -15,3 +20,17 @@ def pytest_runtest_makereport(
     outcome = yield
     rep = outcome.get_result()  # type: ignore[attr-defined]
     setattr(item, f"rep_{rep.when}", rep)
+
+
+@pytest.fixture(scope="session")
+def client() -> Iterator[docker.DockerClient]:
+    """The session's Docker client (no engine: the tests fail with the reason, never skip).
+    Leftovers of earlier runs are swept once at the start, and this session's at the end unless
+    SMTP_OUT_KEEP=1 (invoke integration-test --keep) asks to leave the test network up. One
+    fixture for the whole session, so the Docker and integration suites never sweep each other's
+    containers away mid-run."""
+    c = engine.client()
+    remove_leftovers(c)
+    yield c
+    if os.environ.get("SMTP_OUT_KEEP") != "1":
+        remove_leftovers(c)

@@ -236,18 +236,29 @@ def internal_network(client: docker.DockerClient, name: str, subnet: str) -> Ite
     try:
         yield network
     finally:
+        _remove_network(client, network)
+
+
+def _remove_network(client: docker.DockerClient, network: Network) -> None:
+    """Remove the network and the containers on it; one already gone (swept by `invoke clean`
+    or removed by hand) is not an error."""
+    try:
         network.reload()
-        for c in network.containers:
-            with contextlib.suppress(docker.errors.APIError):
-                c.remove(force=True, v=True)
+    except docker.errors.NotFound:
+        return
+    for container_id in network.attrs.get("Containers") or {}:  # ids: no per-container inspect to race
         with contextlib.suppress(docker.errors.APIError):
-            network.remove()
+            client.api.remove_container(container_id, force=True, v=True)
+    with contextlib.suppress(docker.errors.APIError):
+        network.remove()
 
 
 def remove_leftovers(client: docker.DockerClient) -> int:
     """Remove containers and networks this package labelled and left behind; returns the count."""
     count = 0
-    for c in client.containers.list(all=True, filters={"label": LABEL}):
+    # ignore_removed: a container that goes away between the listing and its inspection (an
+    # auto-removed one, or one another fixture is removing) is not an error.
+    for c in client.containers.list(all=True, filters={"label": LABEL}, ignore_removed=True):
         with contextlib.suppress(docker.errors.APIError):
             c.remove(force=True, v=True)
             count += 1

@@ -15,13 +15,12 @@ import pytest
 from docker.models.containers import Container
 from docker.models.networks import Network
 
-from smtp_out import IMAGE, engine, images
+from smtp_out import IMAGE, images
 from smtp_out.containers import (
     SmtpOutOptions,
     address,
     internal_network,
     logs,
-    remove_leftovers,
     run_smtp_out,
     unique,
     wait_for_banner,
@@ -29,14 +28,6 @@ from smtp_out.containers import (
 from smtp_out.material import Material
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture(scope="session")
-def client() -> Iterator[docker.DockerClient]:
-    c = engine.client()  # raises DockerUnavailable: a failure, never a skip
-    remove_leftovers(c)
-    yield c
-    remove_leftovers(c)
 
 
 @pytest.fixture(scope="session")
