@@ -56,6 +56,11 @@ def _clean(section: Section) -> str:
     return "clean" if section.rc == 0 and not section.output.strip() else f"rc={section.rc} {section.output}"
 
 
+def _clean_check(name: str, section: str) -> Check[ConfigFacts]:
+    """A check that the command `section` exited 0 and printed nothing."""
+    return Check(name, lambda f: _clean(f.section(section)), lambda v: v == "clean", "exit 0, no output")
+
+
 CHECKS: tuple[Check[ConfigFacts], ...] = (
     Check(
         "container starts and greets on 587",
@@ -69,24 +74,9 @@ CHECKS: tuple[Check[ConfigFacts], ...] = (
         lambda v: v == "none",
         "no such log line",
     ),
-    Check(
-        "postfix check is clean",
-        lambda f: _clean(f.section("postfix_check")),
-        lambda v: v == "clean",
-        "exit 0, no output",
-    ),
-    Check(
-        "postconf without warnings",
-        lambda f: _clean(f.section("postconf")),
-        lambda v: v == "clean",
-        "exit 0, no output",
-    ),
-    Check(
-        "opendkim -n is clean",
-        lambda f: _clean(f.section("opendkim")),
-        lambda v: v == "clean",
-        "exit 0, no output",
-    ),
+    _clean_check("postfix check is clean", "postfix_check"),
+    _clean_check("postconf without warnings", "postconf"),
+    _clean_check("opendkim -n is clean", "opendkim"),
 )
 
 

@@ -8,6 +8,9 @@ import re
 
 from .material import DKIM_DOMAIN, DKIM_SELECTOR
 
+#: OpenDKIM's log line (after "<queue id>: ") for a message it signed with the image's key.
+SIGNED_LOG_LINE = rf"DKIM-Signature field added \(s={re.escape(DKIM_SELECTOR)}, d={re.escape(DKIM_DOMAIN)}\)"
+
 
 def dkim_tags(raw: bytes) -> dict[str, str]:
     """The tags of the message's first DKIM-Signature header ({} when unsigned)."""

@@ -149,6 +149,11 @@ def _listening(f: SmokeFacts, port: int) -> str:
     return ", ".join(hits) or "nothing listens"
 
 
+def _postconf_is(name: str, parameter: str, want: str) -> Check[SmokeFacts]:
+    """A check that Postfix's effective `parameter` is exactly `want`."""
+    return Check(name, lambda f: f.postconf(parameter), lambda v: v == want, f"{parameter} = {want}")
+
+
 CHECKS: tuple[Check[SmokeFacts], ...] = (
     Check("Container running", lambda f: f.state, lambda v: v == "running", "running"),
     Check(
@@ -181,27 +186,10 @@ CHECKS: tuple[Check[SmokeFacts], ...] = (
         lambda v: "STARTTLS" in str(v).split(),
         "STARTTLS among the EHLO keywords",
     ),
-    Check(
-        "TLS configured", lambda f: f.postconf("smtpd_use_tls"), lambda v: v == "yes", "smtpd_use_tls = yes"
-    ),
-    Check(
-        "IPv4 preference",
-        lambda f: f.postconf("smtp_address_preference"),
-        lambda v: v == "ipv4",
-        "smtp_address_preference = ipv4",
-    ),
-    Check(
-        "Hostname (feedsubscription.com)",
-        lambda f: f.postconf("myhostname"),
-        lambda v: v == "feedsubscription.com",
-        "myhostname = feedsubscription.com",
-    ),
-    Check(
-        "Virtual alias domains",
-        lambda f: f.postconf("virtual_alias_domains"),
-        lambda v: v == "feedsubscription.com",
-        "virtual_alias_domains = feedsubscription.com",
-    ),
+    _postconf_is("TLS configured", "smtpd_use_tls", "yes"),
+    _postconf_is("IPv4 preference", "smtp_address_preference", "ipv4"),
+    _postconf_is("Hostname (feedsubscription.com)", "myhostname", "feedsubscription.com"),
+    _postconf_is("Virtual alias domains", "virtual_alias_domains", "feedsubscription.com"),
     Check(
         "Transport maps",
         lambda f: f.postconf("transport_maps"),

@@ -15,7 +15,7 @@ from docker.models.networks import Network
 from smtp_out import mail
 from smtp_out.containers import exec_text, logs, read_banner, wait_for_exit, wait_for_health, wait_for_log
 from smtp_out.material import Material, TlsMaterial
-from smtp_out.signatures import dkim_tags, verify
+from smtp_out.signatures import SIGNED_LOG_LINE, dkim_tags, verify
 
 from .conftest import Started
 
@@ -62,9 +62,6 @@ def test_starttls_verifies_against_the_mounted_chain(
         assert sock.version() in ("TLSv1.2", "TLSv1.3")
 
 
-SIGNED_LINE = r"DKIM-Signature field added \(s=mail, d=feedsubscription\.com\)"
-
-
 @pytest.mark.parametrize("subnet", ["172.30.40.0/24", "192.168.240.0/24", "10.5.5.0/24"])
 def test_mail_from_every_mynetworks_range_is_queued_signed(
     smtp_out: Callable[..., Started], network: Callable[..., Network], material: Material, subnet: str
@@ -81,7 +78,7 @@ def test_mail_from_every_mynetworks_range_is_queued_signed(
     assert tags.get("c") == "relaxed/simple"
     assert tags.get("a") == "rsa-sha256"
     assert verify(raw, material.dkim.txt_value), "dkimpy rejects the signature"
-    wait_for_log(s.container, rf"{sub.queue_id}: {SIGNED_LINE}")
+    wait_for_log(s.container, rf"{sub.queue_id}: {SIGNED_LOG_LINE}")
 
 
 def test_client_outside_mynetworks_gets_a_permanent_relay_rejection(

@@ -16,13 +16,10 @@ import pytest
 import trustme
 
 from smtp_out.containers import exec_text, wait_for_banner, wait_for_health, wait_for_log
-from smtp_out.signatures import dkim_tags, verify
+from smtp_out.signatures import SIGNED_LOG_LINE, dkim_tags, verify
 from smtp_out.testnet import SINK_IP, SINK_IPV6, SMTP_OUT_IP, TestNet
 
 pytestmark = pytest.mark.docker
-
-
-SIGNED_LINE = r"DKIM-Signature field added \(s=mail, d=feedsubscription\.com\)"
 
 
 def delivery_lines(log: str, queue_id: str) -> list[str]:
@@ -173,14 +170,15 @@ def test_with_opendkim_dead_nothing_leaves_unsigned_and_the_container_is_unhealt
 def test_connection_relay_delivery_and_opendkim_lines_on_stdout(net: TestNet) -> None:
     r = net.submit("reader@example.com", count=2)
     net.wait_for_received(2)
-    lines = net.wait_for_delivery([res["queue_id"] for res in r.results])
-    for res in r.results:
-        qid = res["queue_id"]
-        wait_for_log(net.relay, rf"opendkim\[\d+\]: {qid}: {SIGNED_LINE}")
+    qids = [res["queue_id"] for res in r.results]
+    lines = net.wait_for_delivery(qids)
+    signed = wait_for_log(net.relay, rf"opendkim\[\d+\]: ({'|'.join(qids)}): {SIGNED_LOG_LINE}", count=2)
+    log = net.relay_logs()
+    for qid in qids:
+        assert any(f": {qid}: " in ln for ln in signed)
         line = lines[qid]
         assert f"relay=mx.sink.test[{SINK_IP}]:25" in line and "status=sent" in line
-        assert f"{qid}: client=unknown[10.5.5.100]" in net.relay_logs()
-    log = net.relay_logs()
+        assert f"{qid}: client=unknown[10.5.5.100]" in log
     assert "postfix/submission/smtpd" in log and "connect from unknown[10.5.5.100]" in log
 
 
