@@ -10,8 +10,10 @@ import nox
 
 nox.options.sessions = ["lint", "unit", "image", "integration"]
 nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True  # a missing Python fails the run, never skips it
 
 PYTHON = "3.11"
+PEER = "src/smtp_out/testing/peer"
 SHELL_SCRIPTS = [
     "docker-services/smtp-out/entrypoint.sh",
     "docker-services/smtp-out/healthcheck.sh",
@@ -26,8 +28,12 @@ SHELL_SCRIPTS = [
 
 
 def _install(session: nox.Session, *extras: str) -> None:
-    spec = f".[{','.join(extras)}]" if extras else "."
-    session.install("-e", spec)
+    session.install("-e", f".[{','.join(extras)}]" if extras else ".")
+
+
+def _pytest(session: nox.Session, *paths: str) -> None:
+    """Every session runs its tests the same way: pytest on the paths, plus `nox -- ARGS`."""
+    session.run("pytest", *paths, *session.posargs)
 
 
 @nox.session(python=PYTHON)
@@ -38,7 +44,7 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
-    session.run("hadolint", "docker-services/smtp-out/Dockerfile", "tests/peer/Dockerfile")
+    session.run("hadolint", "docker-services/smtp-out/Dockerfile", f"{PEER}/Dockerfile")
     session.run("shellcheck", "-x", *SHELL_SCRIPTS)
 
 
@@ -46,7 +52,7 @@ def lint(session: nox.Session) -> None:
 def unit(session: nox.Session) -> None:
     """Fast tests of the library, no Docker."""
     _install(session, "test")
-    session.run("pytest", "tests/unit", *session.posargs)
+    _pytest(session, "tests/unit")
 
 
 @nox.session(python=PYTHON)
@@ -54,14 +60,14 @@ def image(session: nox.Session) -> None:
     """Build the image, run the config test and the Docker-backed tests of the image and tasks."""
     _install(session, "test")
     session.run("invoke", "config-test")
-    session.run("pytest", "tests/docker", *session.posargs)
+    _pytest(session, "tests/docker")
 
 
 @nox.session(python=PYTHON)
 def integration(session: nox.Session) -> None:
     """The end-to-end suite on a hermetic copy of the production network."""
     _install(session, "test")
-    session.run("invoke", "integration-test", *session.posargs)
+    _pytest(session, "tests/integration")
 
 
 @nox.session(python=PYTHON)

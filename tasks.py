@@ -1,50 +1,44 @@
-"""Invoke tasks for smtp-out: thin wrappers around the smtp_out package (see README)."""
+"""Invoke tasks for smtp-out: each wires its options to one library call and one reporter.
+
+Exit codes: 0 success, 1 a failed check or refused operation, 2 bad usage or no Docker engine.
+Each task imports what it needs, so that a quick command (smoke-test) does not pay for the
+imports of the others (cryptography, trustme, matplotlib, ...).
+"""
 
 from __future__ import annotations
 
-import json as _json
 import os
-import time
+import subprocess
+import sys
 from pathlib import Path
 
 from invoke.context import Context
-from invoke.tasks import task
 
-# Each task imports the modules it needs, so that a quick command (smoke-test) does not pay
-# for the imports of the others (cryptography, trustme, ...).
-from smtp_out import IMAGE, cli, engine
+from smtp_out import cli, engine
+from smtp_out.cli import task
 
 
-@task
+@task()
 def build_docker_images(c: Context) -> None:
     """Build every docker-services/*/Dockerfile as an image named after its folder."""
-    from smtp_out import images
+    from smtp_out.engine import images
 
-    with cli.one_line_errors():
-        try:
-            images.build_all(engine.client(), cli.progress)
-        except images.BuildFailed as exc:
-            for line in exc.output[-15:]:
-                cli.progress(f"  | {line}")
-            raise cli.TaskError(str(exc)) from None
+    images.build_all(engine.client(), cli.progress)
 
 
 @task(help={"build": "build the image first (default yes)", "json": "print the report as JSON"})
 def config_test(c: Context, build: bool = True, json: bool = False) -> None:
     """Build smtp-out, run it with a throwaway certificate and DKIM key, and check its configuration."""
-    from smtp_out import configtest, images
+    from smtp_out.engine import images
+    from smtp_out.ops import configtest
 
-    with cli.one_line_errors():
-        client = engine.client()
-        if build:
-            try:
-                images.build_all(client, cli.progress, [s for s in images.discover() if s.tag == IMAGE])
-            except images.BuildFailed as exc:
-                raise cli.TaskError(str(exc)) from None
-        report, facts = configtest.run(client)
-        if not report.ok and facts.log:
-            cli.progress("--- container log ---\n" + facts.log.rstrip())
-        cli.emit(report, json)
+    client = engine.client()
+    if build:
+        images.build_smtp_out(client, cli.progress)
+    report, facts = configtest.run(client)
+    if not report.ok and facts.log:
+        cli.progress("--- container log ---\n" + facts.log.rstrip())
+    cli.show(report, json)
 
 
 @task(
@@ -59,10 +53,9 @@ def smoke_test(
     c: Context, container: str = "smtp-out", port: int = 1587, host: str = "127.0.0.1", json: bool = False
 ) -> None:
     """Check a running smtp-out container: processes, listeners, configuration, logs, health."""
-    from smtp_out import smoke
+    from smtp_out.ops import smoke
 
-    with cli.one_line_errors():
-        cli.emit(smoke.run(engine.client(), container, port, host), json)
+    cli.show(smoke.run(engine.client(), container, port, host), json)
 
 
 @task(
@@ -77,18 +70,12 @@ def dkim_key(
     c: Context, domain: str, selector: str = "mail", bits: int = 2048, out: str = ".tmp/opendkim-keys"
 ) -> None:
     """Generate a DKIM key pair in the flat layout the image mounts, and print the TXT record."""
-    from smtp_out import keys
+    from smtp_out import dkim
 
-    with cli.one_line_errors():
-        try:
-            key = keys.generate(Path(out), domain, selector, bits)
-        except FileExistsError as exc:
-            raise cli.TaskError(str(exc)) from None
-        except ValueError as exc:
-            raise cli.TaskError(str(exc), cli.EXIT_USAGE) from None
-        print(f"wrote {key.private} (mode 600) and {key.txt}")
-        print(f"publish this TXT record for {selector}._domainkey.{domain}:")
-        print(key.record, end="")
+    key = dkim.generate(Path(out), domain, selector, bits)
+    print(f"wrote {key.private} (mode 600) and {key.txt}")
+    print(f"publish this TXT record for {selector}._domainkey.{domain}:")
+    print(key.record, end="")
 
 
 @task(
@@ -99,20 +86,18 @@ def dkim_key(
 )
 def integration_test(c: Context, keep: bool = False, k: str = "") -> None:
     """Run the end-to-end suite on a hermetic copy of the production network."""
-    from smtp_out import suites
+    engine.client()  # one clear line, exit 2, when no engine answers
+    argv = [sys.executable, "-m", "pytest", "tests/integration", "-q", "-p", "no:cacheprovider"]
+    env = {**os.environ, **({"SMTP_OUT_KEEP": "1"} if keep else {})}
+    raise SystemExit(subprocess.run([*argv, *(["-k", k] if k else [])], env=env, check=False).returncode)
 
-    with cli.one_line_errors():
-        engine.client()  # one clear line, exit 2, when no engine answers
-        raise SystemExit(suites.run_pytest("tests/integration", keep=keep, k=k))
 
-
-@task
+@task()
 def clean(c: Context) -> None:
     """Remove the containers and networks the tasks and tests left behind (labelled smtp-out.tools)."""
-    from smtp_out import containers
+    from smtp_out.engine import networks
 
-    with cli.one_line_errors():
-        print(f"removed {containers.remove_leftovers(engine.client())} containers and networks")
+    print(f"removed {networks.remove_leftovers(engine.client())} containers and networks")
 
 
 @task(
@@ -127,32 +112,12 @@ def queue_backup(
     c: Context, source: str = "", archive: str = "", hold: bool = False, json: bool = False
 ) -> None:
     """Back up a Postfix queue directory into a checksummed archive (numeric owners, modes, times)."""
-    from smtp_out import queue
+    from smtp_out.ops import queue
 
-    with cli.one_line_errors():
-        src = source or os.environ.get("POSTFIX_DIR_ROOT", "")
-        if not src:
-            raise cli.TaskError("give the queue directory with --source or POSTFIX_DIR_ROOT", cli.EXIT_USAGE)
-        out = Path(archive or time.strftime("smtp-out-queue-%Y%m%dT%H%M%SZ.tar.gz", time.gmtime()))
-        running = engine.client().containers.list()
-        try:
-            manifest = queue.backup(Path(src), out, running, hold=hold, progress=cli.progress)
-        except queue.QueueError as exc:
-            raise cli.TaskError(
-                str(exc), cli.EXIT_USAGE if "--hold" in str(exc) else cli.EXIT_FAILED
-            ) from None
-        summary = {
-            "archive": str(out),
-            "files": len(manifest.entries),
-            "messages": len(manifest.messages),
-            "held_by_backup": manifest.held_by_backup,
-        }
-        print(
-            _json.dumps(summary)
-            if json
-            else f"wrote {out}: {len(manifest.messages)} message(s), "
-            f"{len(manifest.entries)} entries, checksums in {queue.MANIFEST}"
-        )
+    src = queue.source_dir(source)
+    out = Path(archive) if archive else queue.default_archive_name()
+    manifest = queue.backup(src, out, engine.client().containers.list(), hold=hold, progress=cli.progress)
+    cli.show(queue.BackupOutcome(out, manifest), json)
 
 
 @task(
@@ -163,21 +128,9 @@ def queue_backup(
 )
 def queue_restore(c: Context, archive: str, target: str) -> None:
     """Verify a queue archive against its manifest, then restore it into an empty directory."""
-    from smtp_out import queue
+    from smtp_out.ops import queue
 
-    with cli.one_line_errors():
-        try:
-            manifest = queue.restore(Path(archive), Path(target))
-        except queue.QueueError as exc:
-            raise cli.TaskError(str(exc)) from None
-        print(
-            f"verified and restored {len(manifest.messages)} message(s) into {target}"
-            + (
-                f"; {len(manifest.held_by_backup)} held by the backup go to incoming/"
-                if manifest.held_by_backup
-                else ""
-            )
-        )
+    cli.show(queue.RestoreOutcome(Path(target), queue.restore(Path(archive), Path(target))), False)
 
 
 @task(
@@ -192,20 +145,16 @@ def bench(
     c: Context, repeats: int = 3, messages: int = 1000, concurrency: str = "1,4,16", parts: str = ""
 ) -> None:
     """Measure build, start-up, checks and load; write bench/results/latest.{md,json,png}."""
-    from smtp_out import bench as benchmarks
-    from smtp_out import images
+    from smtp_out.bench import PARTS, measure, report
 
-    with cli.one_line_errors():
-        client = engine.client()
-        images.build_all(client, cli.progress, [s for s in images.discover() if s.tag == IMAGE])
-        chosen = tuple(p for p in parts.split(",") if p) or ("image", "startup", "checks", "load")
-        res = benchmarks.run(
-            client, repeats=repeats, load_messages=messages,
-            concurrencies=[int(x) for x in concurrency.split(",")], parts=chosen, progress=cli.progress,
-        )  # fmt: skip
-        paths = benchmarks.write(res)
-        print(paths["md"].read_text())
-        cli.progress(f"wrote {', '.join(str(p) for p in paths.values())}")
+    res = measure.run(
+        engine.client(), repeats=repeats, load_messages=messages,
+        concurrencies=cli.parse_int_list("concurrency", concurrency),
+        parts=tuple(p for p in parts.split(",") if p) or PARTS, progress=cli.progress,
+    )  # fmt: skip
+    paths = report.write(res)
+    print(paths["md"].read_text())
+    cli.progress(f"wrote {', '.join(str(p) for p in paths.values())}")
 
 
 @task(
@@ -216,33 +165,10 @@ def bench(
 )
 def pins(c: Context, update: bool = False, json: bool = False) -> None:
     """Show each Dockerfile apt pin against the version Debian serves now (exit 1: a pin is gone)."""
-    from smtp_out import images
-    from smtp_out import pins as apt_pins  # imported here: this task's name shadows the module
+    from smtp_out.engine import images
+    from smtp_out.ops import pins as apt_pins  # imported here: this task's name shadows the module
 
-    with cli.one_line_errors():
-        client = engine.client()
-        specs = images.discover()
-        images.ensure_base_images(client, specs, cli.progress)
-        try:
-            statuses = apt_pins.check_dockerfiles(client, [s.dockerfile for s in specs])
-        except apt_pins.AptQueryFailed as exc:
-            raise cli.TaskError(str(exc)) from None
-        if not update:
-            print(apt_pins.render_json(statuses) if json else apt_pins.render_table(statuses), flush=True)
-            raise SystemExit(cli.EXIT_OK if all(s.resolves for s in statuses) else cli.EXIT_FAILED)
-        try:
-            diffs = apt_pins.update_dockerfiles(statuses)
-        except (OSError, ValueError) as exc:
-            raise cli.TaskError(f"rewriting the pins failed: {exc}") from None
-        stuck = [s for s in statuses if s.status != "ok" and s.candidate is None]
-        if json:
-            print(apt_pins.render_json(statuses, diffs), flush=True)
-        else:
-            print(apt_pins.render_table(statuses), flush=True)
-            for diff in diffs.values():
-                print("\n" + diff.rstrip("\n"), flush=True)
-            moved = sum(s.status != "ok" and s.candidate is not None for s in statuses)
-            print(f"\nmoved {moved} pins in {len(diffs)} Dockerfiles" if diffs else "\nevery pin is current")
-        for s in stuck:
-            cli.progress(f"ERROR: {s.pin.package} (line {s.pin.line}): apt has no candidate to move to")
-        raise SystemExit(cli.EXIT_FAILED if stuck else cli.EXIT_OK)
+    client = engine.client()
+    specs = images.discover()
+    images.ensure_base_images(client, specs, cli.progress)
+    cli.show(apt_pins.check(client, [s.dockerfile for s in specs], update=update), json)

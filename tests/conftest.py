@@ -9,7 +9,7 @@ import docker
 import pytest
 
 from smtp_out import engine
-from smtp_out.containers import remove_leftovers
+from smtp_out.engine.networks import remove_leftovers
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)

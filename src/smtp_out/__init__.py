@@ -1,13 +1,16 @@
-"""Build, check, test, benchmark and operate the smtp-out mail relay image."""
+"""Build, check, test, benchmark and operate the smtp-out mail relay image.
 
-from pathlib import Path
+Layers, each importing only from the ones before it:
+  errors, checks, cli        the core: typed failures, checks as data, the exit-code contract
+  project, mail, dkim,       what every layer shares: where the checkout is, SMTP as the app
+  material                   speaks it, DKIM keys and signatures, throwaway TLS material
+  engine/                    the Docker client, images, containers, networks
+  ops/                       what an operator runs: smoke, config-test, queue, pins, ...
+  testing/                   the hermetic test network and its peer image
+  bench/                     measuring, and reporting what was measured
+"""
 
-#: The repository root (the folder holding tasks.py), when run from a checkout.
-REPO_ROOT = Path(__file__).resolve().parents[2]
-#: Where the images' build contexts live: one folder per image, named after it.
-SERVICES_DIR = REPO_ROOT / "docker-services"
-#: The image under test and its build context.
+#: The image under test (and the folder under docker-services/ it is built from).
 IMAGE = "smtp-out"
-IMAGE_CONTEXT = SERVICES_DIR / IMAGE
 #: Label put on every container and network this package creates, so leftovers can be found.
 LABEL = "smtp-out.tools"

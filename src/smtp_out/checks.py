@@ -26,6 +26,11 @@ class Check(Generic[Facts]):
     expect: str
 
 
+def finds_nothing(name: str, find: Callable[[Facts], Sequence[object]], expect: str) -> Check[Facts]:
+    """A check that passes when `find` finds nothing, and shows what it found when it fails."""
+    return Check(name, lambda f: list(find(f)) or "none", lambda v: v == "none", expect)
+
+
 @dataclass(frozen=True)
 class Result:
     name: str
@@ -47,6 +52,16 @@ class Report:
     @property
     def ok(self) -> bool:
         return not self.failed and bool(self.results)
+
+    @property
+    def exit_code(self) -> int:
+        return exit_code(self)
+
+    def text(self) -> str:
+        return render_text(self)
+
+    def to_json(self) -> dict[str, object]:
+        return report_dict(self)
 
 
 def run_checks(
@@ -85,18 +100,19 @@ def render_text(report: Report) -> str:
     return "\n".join(lines)
 
 
+def report_dict(report: Report) -> dict[str, object]:
+    return {
+        "title": report.title,
+        "ok": report.ok,
+        "passed": len(report.results) - len(report.failed),
+        "failed": len(report.failed),
+        "seconds": round(report.seconds, 3),
+        "checks": [asdict(r) for r in report.results],
+    }
+
+
 def render_json(report: Report) -> str:
-    return json.dumps(
-        {
-            "title": report.title,
-            "ok": report.ok,
-            "passed": len(report.results) - len(report.failed),
-            "failed": len(report.failed),
-            "seconds": round(report.seconds, 3),
-            "checks": [asdict(r) for r in report.results],
-        },
-        indent=2,
-    )
+    return json.dumps(report_dict(report), indent=2)
 
 
 def exit_code(report: Report) -> int:

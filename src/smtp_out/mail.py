@@ -1,7 +1,9 @@
-"""Submit mail the way the app does: SMTP on 587, STARTTLS, no AUTH."""
+"""SMTP as the app speaks it (port 587, STARTTLS, no AUTH), on smtplib: submit a message, or
+just read the greeting and the EHLO keywords."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import smtplib
 import ssl
@@ -12,6 +14,7 @@ from email.utils import formatdate
 from pathlib import Path
 
 APP_SENDER = "newsletter@feedsubscription.com"
+SUBMISSION_PORT = 587
 _QUEUED = re.compile(r"queued as ([0-9A-Za-z]+)")
 
 
@@ -24,6 +27,15 @@ class Submission:
     queue_id: str | None
 
 
+@dataclass(frozen=True)
+class Greeting:
+    """The 220 banner and the EHLO keywords, or why there were none."""
+
+    banner: str = ""
+    ehlo: tuple[str, ...] = ()
+    error: str = ""
+
+
 class Client(smtplib.SMTP):
     """smtplib.SMTP that verifies STARTTLS against `tls_hostname`, not the address dialled."""
 
@@ -31,6 +43,26 @@ class Client(smtplib.SMTP):
         super().__init__(host, port, local_hostname="app.test", timeout=timeout)
         if tls_hostname:
             self._host = tls_hostname
+
+
+def greet(host: str, port: int = SUBMISSION_PORT, timeout: float = 3.0) -> Greeting:
+    """Connect, read the greeting, say EHLO, then QUIT: a well-behaved session, so Postfix logs
+    no pipelining complaint. Never raises: a failure is in `error`."""
+    smtp = smtplib.SMTP(timeout=timeout, local_hostname="smoke-test.invalid")
+    try:
+        code, text = smtp.connect(host, port)
+        banner = f"{code} {text.decode('utf-8', 'replace')}"
+        if code != 220:
+            return Greeting(banner)
+        code, text = smtp.ehlo()
+        lines = text.decode("utf-8", "replace").splitlines()
+        return Greeting(banner, tuple(lines[1:]) if code == 250 else ())
+    except (OSError, smtplib.SMTPException) as exc:
+        return Greeting(error=f"{type(exc).__name__}: {exc}")
+    finally:
+        with contextlib.suppress(OSError, smtplib.SMTPException):
+            smtp.quit()
+        smtp.close()
 
 
 def message(
@@ -62,7 +94,7 @@ def submit(
     host: str,
     msg: EmailMessage,
     *,
-    port: int = 587,
+    port: int = SUBMISSION_PORT,
     starttls: bool = True,
     ca: Path | None = None,
     tls_hostname: str | None = "feedsubscription.com",

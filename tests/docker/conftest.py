@@ -15,16 +15,17 @@ import pytest
 from docker.models.containers import Container
 from docker.models.networks import Network
 
-from smtp_out import IMAGE, images
-from smtp_out.containers import (
+from smtp_out import IMAGE
+from smtp_out.engine import images
+from smtp_out.engine.containers import (
     SmtpOutOptions,
     address,
-    internal_network,
     logs,
     run_smtp_out,
     unique,
     wait_for_banner,
 )
+from smtp_out.engine.networks import internal_network
 from smtp_out.material import Material
 
 pytestmark = pytest.mark.docker
@@ -33,8 +34,7 @@ pytestmark = pytest.mark.docker
 @pytest.fixture(scope="session")
 def image(client: docker.DockerClient) -> str:
     """The smtp-out image, built once per test session from docker-services/smtp-out."""
-    specs = [s for s in images.discover() if s.tag == IMAGE]
-    images.build_all(client, lambda line: None, specs)
+    images.build_smtp_out(client)
     return IMAGE
 
 

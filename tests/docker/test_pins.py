@@ -8,8 +8,9 @@ from pathlib import Path
 import docker
 import pytest
 
-from smtp_out import IMAGE_CONTEXT
-from smtp_out.pins import PinStatus, check_dockerfiles, parse_pins, update_dockerfiles
+from smtp_out.ops.pins import PinStatus, check_dockerfiles, parse_pins, update_dockerfiles
+
+from ..helpers import IMAGE_CONTEXT, PINNED_PACKAGES
 
 pytestmark = pytest.mark.docker
 
@@ -40,15 +41,7 @@ def checked(client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactor
 
 
 def test_every_pin_of_the_real_dockerfile_resolves(checked: Checked) -> None:
-    assert [s.pin.package for s in checked.real] == [
-        "postfix",
-        "opendkim",
-        "ca-certificates",
-        "busybox",
-        "bind9-dnsutils",
-        "procps",
-        "net-tools",
-    ]
+    assert [s.pin.package for s in checked.real] == PINNED_PACKAGES
     unresolved = [
         f"{s.pin.package}={s.pin.version} (served: {s.available})" for s in checked.real if not s.resolves
     ]

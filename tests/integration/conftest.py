@@ -12,8 +12,8 @@ from pathlib import Path
 import docker
 import pytest
 
-from smtp_out import IMAGE, images
-from smtp_out.testnet import TestNet, build_peer_image, open_testnet
+from smtp_out.engine import images
+from smtp_out.testing.network import TestNet, build_peer_image, open_testnet
 
 pytestmark = pytest.mark.docker
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.docker
 def suite_net(client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestNet]:
     """The test network, built once for this package and torn down when its tests are done, so
     that later Docker tests in the same run can use the production subnet (10.5.5.0/24) again."""
-    images.build_all(client, lambda line: None, [s for s in images.discover() if s.tag == IMAGE])
+    images.build_smtp_out(client)
     build_peer_image(client)
     keep = os.environ.get("SMTP_OUT_KEEP") == "1"
     workdir = tmp_path_factory.mktemp("testnet")

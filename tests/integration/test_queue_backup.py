@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from smtp_out import REPO_ROOT
-from smtp_out.containers import exec_text, wait_for_log
-from smtp_out.testnet import TestNet
+from smtp_out.engine.containers import exec_text, wait_for_log
+from smtp_out.testing.network import TestNet
+
+from ..helpers import invoke
 
 pytestmark = pytest.mark.docker
 
 
-def invoke(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "invoke", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
-        env={**os.environ, "POSTFIX_DIR_ROOT": ""}, check=False,
-    )  # fmt: skip
+def invoke_(*args: str) -> subprocess.CompletedProcess[str]:
+    """The queue tasks with POSTFIX_DIR_ROOT unset, so only the options name the queue."""
+    return invoke(*args, env={"POSTFIX_DIR_ROOT": ""})
 
 
 def test_deferred_mail_round_trips_through_backup_and_restore(net: TestNet, tmp_path: Path) -> None:
@@ -32,12 +29,12 @@ def test_deferred_mail_round_trips_through_backup_and_restore(net: TestNet, tmp_
     source = net.spool
     archive = tmp_path / "queue.tar.gz"
 
-    refused = invoke("queue-backup", "--source", str(source), "--archive", str(archive))
+    refused = invoke_("queue-backup", "--source", str(source), "--archive", str(archive))
     assert refused.returncode == 2
     assert "--hold" in refused.stderr and str(net.relay.name) in refused.stderr
     assert not archive.exists()
 
-    done = invoke("queue-backup", "--source", str(source), "--archive", str(archive), "--hold", "--json")
+    done = invoke_("queue-backup", "--source", str(source), "--archive", str(archive), "--hold", "--json")
     assert done.returncode == 0, done.stderr
     assert '"messages": 5' in done.stdout
     listing = net.queue_ids()
@@ -45,12 +42,12 @@ def test_deferred_mail_round_trips_through_backup_and_restore(net: TestNet, tmp_
     _, held = exec_text(net.relay, 'postqueue -j | grep -c \'"queue_name": "hold"\'')
     assert held.strip() == "0"
 
-    again = invoke("queue-backup", "--source", str(source), "--archive", str(archive), "--hold")
+    again = invoke_("queue-backup", "--source", str(source), "--archive", str(archive), "--hold")
     assert again.returncode == 1 and "refusing to overwrite" in again.stderr
 
     net.remove_smtp_out()
     target = tmp_path / "restored"
-    restored = invoke("queue-restore", str(archive), "--target", str(target))
+    restored = invoke_("queue-restore", str(archive), "--target", str(target))
     assert restored.returncode == 0, restored.stderr
     assert (target / "deferred").stat().st_uid == (source / "deferred").stat().st_uid
 
@@ -69,7 +66,7 @@ def test_deferred_mail_round_trips_through_backup_and_restore(net: TestNet, tmp_
     seqs = sorted(m.header_seq for m in net.received() if m.header_seq is not None)
     assert seqs == [0, 1, 2, 3, 4]
 
-    busy = invoke("queue-restore", str(archive), "--target", str(target))
+    busy = invoke_("queue-restore", str(archive), "--target", str(target))
     assert busy.returncode == 1 and "not empty" in busy.stderr
 
 
@@ -81,7 +78,7 @@ def test_corrupted_and_truncated_archives_are_refused_with_a_clear_message(
     assert net.spool is not None
     archive = tmp_path / "q.tar.gz"
     assert (
-        invoke("queue-backup", "--source", str(net.spool), "--archive", str(archive), "--hold").returncode
+        invoke_("queue-backup", "--source", str(net.spool), "--archive", str(archive), "--hold").returncode
         == 0
     )
     data = archive.read_bytes()
@@ -93,7 +90,7 @@ def test_corrupted_and_truncated_archives_are_refused_with_a_clear_message(
     flipped[len(flipped) // 2] ^= 0x55
     corrupted.write_bytes(bytes(flipped))
     for bad in (truncated, corrupted):
-        out = invoke("queue-restore", str(bad), "--target", str(tmp_path / f"t-{bad.stem}"))
+        out = invoke_("queue-restore", str(bad), "--target", str(tmp_path / f"t-{bad.stem}"))
         assert out.returncode == 1
         assert out.stderr.startswith("ERROR: ") and "nothing restored" in out.stderr
         assert "Traceback" not in out.stderr

@@ -7,7 +7,7 @@ from typing import Any, cast
 import pytest
 from docker.models.containers import Container
 
-from smtp_out.containers import NotReady, wait_for_log
+from smtp_out.engine.containers import NotReady, wait_for_log
 
 
 class GrowingLog:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from smtp_out import IMAGE_CONTEXT
+from ..helpers import IMAGE_CONTEXT
 
 ENTRYPOINT = IMAGE_CONTEXT / "entrypoint.sh"
 

@@ -2,8 +2,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from smtp_out import IMAGE, IMAGE_CONTEXT
-from smtp_out.images import ImageSpec, discover
+from smtp_out import IMAGE
+from smtp_out.engine.images import ImageSpec, discover
+
+from ..helpers import IMAGE_CONTEXT
 
 
 def test_discover_names_images_after_their_folders() -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import dkim
 import pytest
 
-from smtp_out.material import DkimKey, Material
-from smtp_out.signatures import dkim_tags, verify
+from smtp_out.dkim import DkimKey, KeyExists, dkim_tags, verify
+from smtp_out.material import Material
 
 
 @pytest.fixture(scope="module")
@@ -17,13 +17,13 @@ def key() -> DkimKey:
 
 
 def test_flat_layout_private_key_is_600_and_never_overwritten(tmp_path: Path, key: DkimKey) -> None:
-    private = key.write_flat(tmp_path, "example.org")
+    private = key.write_flat(tmp_path, "example.org").private
     assert private == tmp_path / "example.org.private"
     assert stat.S_IMODE(private.stat().st_mode) == 0o600
     txt = (tmp_path / "example.org.txt").read_text()
     assert txt.startswith("mail._domainkey.example.org. IN TXT (")
     assert "".join(part for part in txt.split('"')[1::2]) == key.txt_value
-    with pytest.raises(FileExistsError):
+    with pytest.raises(KeyExists):
         key.write_flat(tmp_path, "example.org")
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from smtp_out.queue import MANIFEST, QueueError, restore, verify_archive, write_archive
+from smtp_out.ops.queue import MANIFEST, QueueError, restore, verify_archive, write_archive
 
 
 @pytest.fixture

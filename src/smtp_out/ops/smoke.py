@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,8 +18,9 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
-from .checks import Check, Report, run_checks
-from .sections import Section, run_sections
+from ..checks import Check, Report, finds_nothing, run_checks
+from ..engine.containers import Section, logs, run_sections
+from ..mail import Greeting, greet
 
 POSTCONF_PARAMS = (
     "smtpd_use_tls",
@@ -49,20 +49,13 @@ LOG_IGNORED = re.compile(r"warning: SASL|Permission denied")
 
 
 @dataclass(frozen=True)
-class SmtpGreeting:
-    banner: str = ""
-    ehlo: tuple[str, ...] = ()
-    error: str = ""
-
-
-@dataclass(frozen=True)
 class SmokeFacts:
     container: str
     state: str  # running, exited, ... or "not found"
     health: str  # healthy, unhealthy, starting, none
     sections: dict[str, Section] = field(default_factory=dict)
     log: str = ""
-    smtp: SmtpGreeting = field(default_factory=SmtpGreeting)
+    smtp: Greeting = field(default_factory=Greeting)
 
     def ok(self, name: str) -> bool:
         s = self.sections.get(name)
@@ -82,42 +75,12 @@ class SmokeFacts:
         return self.out("postconf") if "postconf" not in self.sections else "(unset)"
 
 
-def greet(host: str, port: int, timeout: float = 3.0) -> SmtpGreeting:
-    """Wait for the banner, EHLO, QUIT: proper SMTP, so Postfix logs no pipelining complaint."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            f = sock.makefile("rb")
-
-            def reply() -> list[str]:
-                lines = []
-                while True:
-                    line = f.readline().decode("utf-8", "replace").rstrip("\r\n")
-                    if not line:
-                        raise ConnectionError("connection closed")
-                    lines.append(line)
-                    if line[3:4] != "-":
-                        return lines
-
-            banner = reply()[-1]
-            ehlo: list[str] = []
-            if banner.startswith("220"):
-                sock.sendall(b"EHLO smoke-test.invalid\r\n")
-                ehlo = [ln[4:] for ln in reply()]
-            sock.sendall(b"QUIT\r\n")
-            with contextlib.suppress(OSError, ConnectionError):
-                reply()
-            return SmtpGreeting(banner, tuple(ehlo))
-    except (OSError, ConnectionError) as exc:
-        return SmtpGreeting(error=f"{type(exc).__name__}: {exc}")
-
-
 def _logs_since_start(container: Container) -> str:
     started = str(container.attrs.get("State", {}).get("StartedAt", ""))
     since = None
     with contextlib.suppress(ValueError):
         since = datetime.fromisoformat(started[:26].rstrip("Z") + "+00:00" if started else "")
-    raw = container.logs(stdout=True, stderr=True, since=since) if since else container.logs()
-    return bytes(raw).decode("utf-8", "replace")
+    return logs(container, since=since) if since else logs(container)
 
 
 def gather(client: docker.DockerClient, name: str, host: str, port: int) -> SmokeFacts:
@@ -214,11 +177,8 @@ CHECKS: tuple[Check[SmokeFacts], ...] = (
         lambda v: str(v).startswith("/"),
         "queue_directory exists and is writable",
     ),
-    Check(
-        "No errors in logs since boot",
-        lambda f: _log_problems(f.log) or "none",
-        lambda v: v == "none",
-        "no error/fatal/crit/panic line",
+    finds_nothing(
+        "No errors in logs since boot", lambda f: _log_problems(f.log), "no error/fatal/crit/panic line"
     ),
     Check(
         "DKIM selector (mail)",

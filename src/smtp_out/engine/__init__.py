@@ -1,4 +1,7 @@
-"""The Docker client, and one clear error when no engine answers."""
+"""The Docker engine: the client (one clear error when unreachable), images, containers, networks.
+
+Named engine/, not docker/, so that it never reads like the Docker SDK it wraps.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +9,13 @@ import docker
 import docker.errors
 import requests.exceptions
 
+from ..errors import EXIT_USAGE, SmtpOutError
 
-class DockerUnavailable(RuntimeError):
+
+class DockerUnavailable(SmtpOutError):
     """No Docker engine answers; the message says what to do."""
+
+    exit_code = EXIT_USAGE
 
 
 def client(timeout: int = 120) -> docker.DockerClient:

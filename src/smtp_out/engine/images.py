@@ -6,18 +6,22 @@ import os
 import re
 import subprocess
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import docker
 import docker.errors
 
-from . import REPO_ROOT, SERVICES_DIR
+from .. import IMAGE, project
+from ..errors import SmtpOutError
 
 Progress = Callable[[str], None]
-BASE_IMAGE_SCRIPT = REPO_ROOT / "scripts" / "build-base-image.sh"
 _FROM = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)", re.IGNORECASE | re.MULTILINE)
 _STEP = re.compile(r"^Step \d+/\d+ : ")
+
+
+def quiet(line: str) -> None:
+    """A Progress that shows nothing."""
 
 
 @dataclass(frozen=True)
@@ -38,53 +42,78 @@ class ImageSpec:
         return [name for name in _FROM.findall(text) if name.lower() not in stages]
 
 
-def discover(services_dir: Path = SERVICES_DIR) -> list[ImageSpec]:
+def discover(services_dir: Path | None = None) -> list[ImageSpec]:
     """Every docker-services/<name>/Dockerfile, as an image named <name>."""
-    return [ImageSpec(d.name, d) for d in sorted(services_dir.iterdir()) if (d / "Dockerfile").is_file()]
+    folder = services_dir or project.services_dir()
+    return [ImageSpec(d.name, d) for d in sorted(folder.iterdir()) if (d / "Dockerfile").is_file()]
 
 
-@dataclass
-class BuildFailed(Exception):
-    """A build failed; `step` is the Dockerfile step that was running."""
+def smtp_out_spec() -> ImageSpec:
+    """The relay image: docker-services/smtp-out, tagged smtp-out."""
+    return ImageSpec(IMAGE, project.services_dir() / IMAGE)
 
-    tag: str
-    step: str
-    message: str
-    output: list[str] = field(default_factory=list)
 
-    def __str__(self) -> str:
-        return f"building {self.tag} failed at {self.step or 'the start'}: {self.message}"
+class BuildFailed(SmtpOutError):
+    """A build failed; names the Dockerfile step that was running, and keeps the last output."""
+
+    def __init__(self, tag: str, step: str, message: str, output: list[str]) -> None:
+        super().__init__(f"building {tag} failed at {step or 'the start'}: {message}")
+        self.tag, self.step, self.message, self.output = tag, step, message, output
+
+    @property
+    def details(self) -> list[str]:
+        return self.output[-15:]
+
+
+class BaseImageMissing(SmtpOutError):
+    """The base image could not be provided."""
 
 
 def ensure_base_images(client: docker.DockerClient, specs: Iterable[ImageSpec], progress: Progress) -> None:
     """Make sure every FROM image is present, building debian:bookworm-slim locally when needed."""
+    script = project.root() / "scripts" / "build-base-image.sh"
     for name in sorted({b for s in specs for b in s.base_images()}):
         try:
             client.images.get(name)
             continue
         except docker.errors.ImageNotFound:
             pass
-        progress(f"base image {name} missing: running {BASE_IMAGE_SCRIPT.relative_to(REPO_ROOT)}")
-        subprocess.run(["bash", str(BASE_IMAGE_SCRIPT)], check=True, env=_env_with(BASE_IMAGE=name))
+        progress(f"base image {name} missing: running {project.shown(script)}")
+        done = subprocess.run(["bash", str(script)], check=False, env={**os.environ, "BASE_IMAGE": name})
+        if done.returncode != 0:
+            raise BaseImageMissing(
+                f"{project.shown(script)} could not provide {name} (exit {done.returncode})"
+            )
 
 
-def _env_with(**extra: str) -> dict[str, str]:
-    return {**os.environ, **extra}
-
-
-def build(client: docker.DockerClient, spec: ImageSpec, progress: Progress, *, tag: str | None = None) -> str:
+def build(
+    client: docker.DockerClient,
+    spec: ImageSpec,
+    progress: Progress,
+    *,
+    tag: str | None = None,
+    nocache: bool = False,
+    buildargs: dict[str, str] | None = None,
+) -> str:
     """Build one image, reporting each step through `progress`; returns the image id."""
     tag = tag or spec.tag
     step = ""
     output: list[str] = []
     image_id = ""
-    stream = client.api.build(path=str(spec.context), tag=tag, rm=True, forcerm=True, decode=True)
+    stream = client.api.build(
+        path=str(spec.context),
+        tag=tag,
+        rm=True,
+        forcerm=True,
+        decode=True,
+        nocache=nocache,
+        buildargs=buildargs,
+    )
     for chunk in stream:
         if "errorDetail" in chunk or "error" in chunk:
             detail = chunk.get("errorDetail", {}).get("message") or chunk.get("error", "")
             raise BuildFailed(tag, step, str(detail).strip(), output[-30:])
-        text = str(chunk.get("stream", ""))
-        for line in text.splitlines():
+        for line in str(chunk.get("stream", "")).splitlines():
             if not line.strip():
                 continue
             output.append(line)
@@ -108,3 +137,16 @@ def build_all(
     specs = discover() if specs is None else specs
     ensure_base_images(client, specs, progress)
     return {spec.tag: build(client, spec, progress) for spec in specs}
+
+
+def build_smtp_out(client: docker.DockerClient, progress: Progress = quiet) -> str:
+    """Build the relay image only (base image first); returns its id."""
+    return build_all(client, progress, [smtp_out_spec()])[IMAGE]
+
+
+def exists(client: docker.DockerClient, ref: str) -> bool:
+    try:
+        client.images.get(ref)
+    except docker.errors.ImageNotFound:
+        return False
+    return True

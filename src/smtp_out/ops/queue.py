@@ -25,6 +25,10 @@ from typing import Any
 
 from docker.models.containers import Container
 
+from ..engine.containers import exec_text
+from ..engine.polling import NotReady, poll
+from ..errors import EXIT_USAGE, SmtpOutError, UsageError
+
 MANIFEST = "MANIFEST.json"
 FORMAT = "smtp-out-queue/1"
 #: Postfix's queue subdirectories (queue_directory/...): the messages and their logs.
@@ -34,8 +38,14 @@ QUEUE_DIRS = (
 )  # fmt: skip
 
 
-class QueueError(Exception):
+class QueueError(SmtpOutError):
     """A refused or failed backup/restore; the message says what to do."""
+
+
+class QueueInUse(QueueError):
+    """A running container has the queue mounted and the caller did not ask to hold it."""
+
+    exit_code = EXIT_USAGE
 
 
 @dataclass(frozen=True)
@@ -171,9 +181,8 @@ def containers_using(containers: list[Container], source: Path) -> list[Containe
 
 
 def _exec(container: Container, cmd: str) -> str:
-    result = container.exec_run(["bash", "-c", cmd])
-    out = result.output.decode("utf-8", "replace") if isinstance(result.output, bytes) else ""
-    if result.exit_code != 0:
+    rc, out = exec_text(container, cmd)
+    if rc != 0:
         raise QueueError(f"{container.name}: `{cmd}` failed: {out.strip()}")
     return out
 
@@ -189,14 +198,17 @@ def held(container: Container, timeout: float = 30.0) -> Iterator[list[str]]:
     already = {m["queue_id"] for m in queue_listing(container) if m.get("queue_name") == "hold"}
     _exec(container, "postsuper -h ALL 2>/dev/null")
     try:
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def nothing_active() -> list[dict[str, Any]] | None:
             listing = queue_listing(container)
-            if not any(m.get("queue_name") == "active" for m in listing):
-                break
-            if time.monotonic() > deadline:
-                raise QueueError(f"{container.name}: messages still active after {timeout:.0f}s on hold")
-            time.sleep(0.2)
+            return None if any(m.get("queue_name") == "active" for m in listing) else listing
+
+        try:
+            listing = poll(nothing_active, timeout=timeout, interval=0.2, seen=lambda: "still active")
+        except NotReady:
+            raise QueueError(
+                f"{container.name}: messages still active after {timeout:.0f}s on hold"
+            ) from None
         ours = sorted(m["queue_id"] for m in listing if m["queue_id"] not in already)
         yield ours
     finally:
@@ -221,7 +233,7 @@ def backup(
     users = containers_using(running, source)
     if users and not hold:
         names = ", ".join(str(c.name) for c in users)
-        raise QueueError(
+        raise QueueInUse(
             f"{source} is mounted by running container(s) {names}; pass --hold to hold the queue "
             "(postsuper -h ALL) for a consistent snapshot and release it afterwards, or stop the container"
         )
@@ -315,3 +327,63 @@ def restore(archive: Path, target: Path) -> Manifest:
             held_file.rename(incoming / queue_id)
             os.utime(incoming / queue_id, (now, now))
     return manifest
+
+
+# --- what the tasks print ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BackupOutcome:
+    """A written archive, as the queue-backup task reports it."""
+
+    archive: Path
+    manifest: Manifest
+    exit_code: int = 0
+
+    def text(self) -> str:
+        return (
+            f"wrote {self.archive}: {len(self.manifest.messages)} message(s), "
+            f"{len(self.manifest.entries)} entries, checksums in {MANIFEST}"
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "archive": str(self.archive),
+            "files": len(self.manifest.entries),
+            "messages": len(self.manifest.messages),
+            "held_by_backup": self.manifest.held_by_backup,
+        }
+
+
+@dataclass(frozen=True)
+class RestoreOutcome:
+    """A restored archive, as the queue-restore task reports it."""
+
+    target: Path
+    manifest: Manifest
+    exit_code: int = 0
+
+    def text(self) -> str:
+        held = len(self.manifest.held_by_backup)
+        return f"verified and restored {len(self.manifest.messages)} message(s) into {self.target}" + (
+            f"; {held} held by the backup go to incoming/" if held else ""
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "target": str(self.target),
+            "messages": len(self.manifest.messages),
+            "held_by_backup": self.manifest.held_by_backup,
+        }
+
+
+def default_archive_name() -> Path:
+    return Path(time.strftime("smtp-out-queue-%Y%m%dT%H%M%SZ.tar.gz", time.gmtime()))
+
+
+def source_dir(source: str) -> Path:
+    """--source, else $POSTFIX_DIR_ROOT (the variable production's compose file uses)."""
+    src = source or os.environ.get("POSTFIX_DIR_ROOT", "")
+    if not src:
+        raise UsageError("give the queue directory with --source or POSTFIX_DIR_ROOT")
+    return Path(src)

@@ -1,10 +1,10 @@
-"""Run containers of the image, wait until they are ready (polling, bounded), exec, clean up."""
+"""Containers of the image: run one, exec in it (one primitive), read its logs, and wait for it
+(bounded, through engine.polling) to greet, log a line, turn healthy or exit."""
 
 from __future__ import annotations
 
 import contextlib
 import re
-import socket
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -15,19 +15,20 @@ from typing import Any
 import docker
 import docker.errors
 from docker.models.containers import Container
-from docker.models.networks import Network
-from docker.types import IPAMConfig, IPAMPool
 
-from . import IMAGE, LABEL
-from .material import Material
-from .sections import output_text
+from .. import IMAGE, LABEL
+from ..errors import SmtpOutError
+from ..mail import SUBMISSION_PORT, greet
+from ..material import Material
+from .polling import NotReady, poll
 
-SUBMISSION_PORT = 587
+__all__ = ["SUBMISSION_PORT", "ContainerExited", "NotReady", "Section", "SmtpOutOptions"]
+
 #: Production runs the container with IPv6 disabled.
 NO_IPV6 = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
 
 
-class ContainerExited(RuntimeError):
+class ContainerExited(SmtpOutError):
     """The container stopped while we waited for it; carries its exit code and logs."""
 
     def __init__(self, name: str, code: int, logs: str) -> None:
@@ -35,10 +36,6 @@ class ContainerExited(RuntimeError):
         super().__init__(f"container {name} exited with code {code}: {last}")
         self.code = code
         self.logs = logs
-
-
-class NotReady(TimeoutError):
-    """The container did not become ready within the deadline."""
 
 
 def unique(prefix: str) -> str:
@@ -116,12 +113,62 @@ def address(container: Container, network: str | None = None) -> str:
         return str(nets[network]["IPAddress"])
     ips = [str(n["IPAddress"]) for n in nets.values() if n.get("IPAddress")]
     if not ips:
-        raise RuntimeError(f"container {container.name} has no IPv4 address")
+        raise SmtpOutError(f"container {container.name} has no IPv4 address")
     return ips[0]
 
 
-def logs(container: Container) -> str:
-    return bytes(container.logs(stdout=True, stderr=True)).decode("utf-8", "replace")
+def logs(container: Container, **kwargs: Any) -> str:
+    """The container's log (stdout and stderr) as text; keyword arguments go to the SDK."""
+    return bytes(container.logs(stdout=True, stderr=True, **kwargs)).decode("utf-8", "replace")
+
+
+# --- exec --------------------------------------------------------------------------------
+
+
+def exec_text(container: Container, cmd: str | list[str], user: str = "root") -> tuple[int, str]:
+    """Run a command in the container (a string runs under bash -c); returns (exit code,
+    combined output). The one way this package runs a command in a container."""
+    argv = ["bash", "-c", cmd] if isinstance(cmd, str) else cmd
+    result = container.exec_run(argv, user=user, demux=False)
+    output = result.output.decode("utf-8", "replace") if isinstance(result.output, bytes) else ""
+    return int(result.exit_code or 0), output
+
+
+@dataclass(frozen=True)
+class Section:
+    """One command's exit code and output, from `run_sections`."""
+
+    rc: int
+    output: str
+
+
+def sections_script(commands: Mapping[str, str], marker: str) -> str:
+    """A bash script that runs each command and prints its output and exit code between markers."""
+    parts = []
+    for name, cmd in commands.items():
+        parts.append(f"echo '{marker} begin {name}'; ( {cmd} ) 2>&1; echo \"{marker} end {name} $?\"")
+    return "\n".join(parts) + "\n"
+
+
+def parse_sections(text: str, marker: str) -> dict[str, Section]:
+    out: dict[str, Section] = {}
+    m_ = re.escape(marker)
+    pattern = re.compile(
+        rf"^{m_} begin (?P<name>\S+)\n(?P<body>.*?)^{m_} end (?P=name) (?P<rc>\d+)$", re.S | re.M
+    )
+    for m in pattern.finditer(text):
+        out[m.group("name")] = Section(int(m.group("rc")), m.group("body").rstrip("\n"))
+    return out
+
+
+def run_sections(container: Container, commands: Mapping[str, str]) -> dict[str, Section]:
+    """Run several commands in ONE docker exec round trip; returns name -> (exit code, output)."""
+    marker = f"@@{uuid.uuid4().hex[:10]}"
+    _, out = exec_text(container, sections_script(commands, marker))
+    return parse_sections(out, marker)
+
+
+# --- waiting -----------------------------------------------------------------------------
 
 
 def wait_for_log(
@@ -131,38 +178,23 @@ def wait_for_log(
     at least `count` lines; returns the matching lines. Log lines trail the events they describe
     (Postfix logs a delivery after the peer's reply, OpenDKIM's lines pass through syslogd), so a
     test that waited for an event reads its log line with this, never with one read of the log.
-    Raises NotReady with the lines it did find after `timeout`."""
+    Raises NotReady with the number of lines it did find after `timeout`."""
     regex = re.compile(pattern)
-    deadline = time.monotonic() + timeout
-    while True:
+    hits: list[str] = []
+
+    def probe() -> list[str] | None:
+        nonlocal hits
         hits = [ln for ln in logs(container).splitlines() if regex.search(ln)]
-        if len(hits) >= count:
-            return hits
-        if time.monotonic() > deadline:
-            raise NotReady(
-                f"{container.name}: {len(hits)} of {count} log lines match {pattern!r} after {timeout:.0f}s"
-            )
-        time.sleep(interval)
+        return hits if len(hits) >= count else None
 
-
-def exec_text(container: Container, cmd: str | list[str], user: str = "root") -> tuple[int, str]:
-    """Run a command in the container; returns (exit code, combined output)."""
-    argv = ["bash", "-c", cmd] if isinstance(cmd, str) else cmd
-    result = container.exec_run(argv, user=user, demux=False)
-    return int(result.exit_code or 0), output_text(result.output)
-
-
-def read_banner(host: str, port: int, timeout: float = 2.0) -> str:
-    """Connect, read the 220 greeting, say QUIT politely (no pipelining), return the greeting."""
-    with socket.create_connection((host, port), timeout=timeout) as sock:
-        f = sock.makefile("rb")
-        banner = f.readline().decode("utf-8", "replace").strip()
-        while banner[3:4] == "-":  # multi-line greeting
-            banner = f.readline().decode("utf-8", "replace").strip()
-        sock.sendall(b"QUIT\r\n")
-        with contextlib.suppress(OSError):
-            f.readline()
-        return banner
+    return poll(
+        probe,
+        timeout=timeout,
+        interval=interval,
+        seen=lambda: (
+            f"{container.name}: {len(hits)} of {count} log lines match {pattern!r} after {timeout:.0f}s"
+        ),
+    )
 
 
 def wait_for_banner(
@@ -174,25 +206,28 @@ def wait_for_banner(
 ) -> float:
     """Poll until the port greets with 220; returns the seconds waited. Fails fast when the
     container exits (ContainerExited, with its logs) and after `timeout` (NotReady)."""
-    start = time.monotonic()
-    deadline = start + timeout
-    last_error = "no attempt"
-    checks = 0
-    while time.monotonic() < deadline:
-        try:
-            banner = read_banner(host, port, timeout=0.5)
-            if banner.startswith("220"):
-                return time.monotonic() - start
-            last_error = f"greeting {banner!r}"
-        except OSError as exc:
-            last_error = str(exc)
-        checks += 1
-        if checks % 4 == 0:  # a status round trip every few polls is enough to fail fast
+    started = time.monotonic()
+    polls, last = 0, "no attempt"
+
+    def probe() -> float | None:
+        nonlocal polls, last
+        greeting = greet(host, port, timeout=0.5)
+        if greeting.banner.startswith("220"):
+            return time.monotonic() - started
+        last = greeting.error or f"greeting {greeting.banner!r}"
+        polls += 1
+        if polls % 4 == 0:  # a status round trip every few polls is enough to fail fast
             container.reload()
             if container.status in ("exited", "dead"):
-                raise ContainerExited(str(container.name), _exit_code(container), logs(container))
-        time.sleep(interval)
-    raise NotReady(f"{container.name}: no 220 greeting on {host}:{port} within {timeout:.0f}s ({last_error})")
+                raise ContainerExited(str(container.name), exit_code_of(container), logs(container))
+        return None
+
+    return poll(
+        probe,
+        timeout=timeout,
+        interval=interval,
+        seen=lambda: f"{container.name}: no 220 greeting on {host}:{port} within {timeout:.0f}s ({last})",
+    )
 
 
 def wait_for_exit(container: Container, timeout: float = 30.0) -> int:
@@ -201,20 +236,30 @@ def wait_for_exit(container: Container, timeout: float = 30.0) -> int:
     return int(result.get("StatusCode", -1))
 
 
+def health(container: Container) -> str:
+    """The healthcheck state after a fresh inspect: healthy, unhealthy, starting or none."""
+    container.reload()
+    return str((container.attrs.get("State", {}).get("Health") or {}).get("Status", "none"))
+
+
 def wait_for_health(container: Container, want: str, timeout: float = 60.0, interval: float = 0.2) -> str:
-    """Poll the healthcheck state until it is `want` (healthy/unhealthy); returns the last state."""
-    deadline = time.monotonic() + timeout
+    """Poll the healthcheck state until it is `want` (healthy/unhealthy); returns it."""
     state = "none"
-    while time.monotonic() < deadline:
-        container.reload()
-        state = str(container.attrs.get("State", {}).get("Health", {}).get("Status", "none"))
-        if state == want:
-            return state
-        time.sleep(interval)
-    raise NotReady(f"{container.name}: health is {state!r}, not {want!r}, after {timeout:.0f}s")
+
+    def probe() -> str | None:
+        nonlocal state
+        state = health(container)
+        return state if state == want else None
+
+    return poll(
+        probe,
+        timeout=timeout,
+        interval=interval,
+        seen=lambda: f"{container.name}: health is {state!r}, not {want!r}, after {timeout:.0f}s",
+    )
 
 
-def _exit_code(container: Container) -> int:
+def exit_code_of(container: Container) -> int:
     return int(container.attrs.get("State", {}).get("ExitCode", -1))
 
 
@@ -226,44 +271,3 @@ def removing(container: Container) -> Iterator[Container]:
     finally:
         with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
             container.remove(force=True, v=True)
-
-
-@contextlib.contextmanager
-def internal_network(client: docker.DockerClient, name: str, subnet: str) -> Iterator[Network]:
-    """An --internal bridge network with a fixed subnet; removed afterwards with its containers."""
-    ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=subnet)])
-    network = client.networks.create(name, driver="bridge", internal=True, ipam=ipam, labels={LABEL: "1"})
-    try:
-        yield network
-    finally:
-        _remove_network(client, network)
-
-
-def _remove_network(client: docker.DockerClient, network: Network) -> None:
-    """Remove the network and the containers on it; one already gone (swept by `invoke clean`
-    or removed by hand) is not an error."""
-    try:
-        network.reload()
-    except docker.errors.NotFound:
-        return
-    for container_id in network.attrs.get("Containers") or {}:  # ids: no per-container inspect to race
-        with contextlib.suppress(docker.errors.APIError):
-            client.api.remove_container(container_id, force=True, v=True)
-    with contextlib.suppress(docker.errors.APIError):
-        network.remove()
-
-
-def remove_leftovers(client: docker.DockerClient) -> int:
-    """Remove containers and networks this package labelled and left behind; returns the count."""
-    count = 0
-    # ignore_removed: a container that goes away between the listing and its inspection (an
-    # auto-removed one, or one another fixture is removing) is not an error.
-    for c in client.containers.list(all=True, filters={"label": LABEL}, ignore_removed=True):
-        with contextlib.suppress(docker.errors.APIError):
-            c.remove(force=True, v=True)
-            count += 1
-    for n in client.networks.list(filters={"label": LABEL}):
-        with contextlib.suppress(docker.errors.APIError):
-            n.remove()
-            count += 1
-    return count

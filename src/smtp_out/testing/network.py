@@ -14,37 +14,53 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
 
 import docker
 import docker.errors
 from docker.models.containers import Container
 
-from . import IMAGE, LABEL, REPO_ROOT
-from .containers import (
+from .. import IMAGE
+from ..engine.containers import (
     SmtpOutOptions,
     exec_text,
-    internal_network,
     logs,
     run_smtp_out,
     unique,
     wait_for_banner,
     wait_for_log,
 )
-from .images import ImageSpec, build
-from .material import Material
+from ..engine.networks import internal_network
+from ..engine.polling import poll
+from ..material import Material
+from .peers import (
+    PEER_IMAGE,
+    SINK_HOST,
+    SINK_IPV6,
+    SubmitResult,
+    Zone,
+    build_peer_image,
+    start_peer,
+    submit_from,
+)
+from .sink import Sink, SinkMessage
 
-PEER_IMAGE = "smtp-out-peer"
-PEER_CONTEXT = REPO_ROOT / "tests" / "peer"
+__all__ = [
+    "PEER_IMAGE",
+    "SINK_HOST",
+    "SINK_IPV6",
+    "SubmitResult",
+    "TestNet",
+    "build_peer_image",
+    "open_testnet",
+]
+
 
 PROD_SUBNET, OUTSIDE_SUBNET = "10.5.5.0/24", "100.64.0.0/24"
 SMTP_OUT_IP, APP_IP, DNS_IP, SINK_IP = "10.5.5.10", "10.5.5.100", "10.5.5.53", "10.5.5.25"
 SMTP_OUT_OUTSIDE_IP, OUTSIDER_IP = "100.64.0.10", "100.64.0.100"
-SINK_HOST, SINK_IPV6 = "mx.sink.test", "fd00:5::25"
 
 #: Domains the resolver serves: the throttled ones, the alias target, and plain ones.
 MAIL_DOMAINS = (
@@ -59,56 +75,20 @@ MAIL_DOMAINS = (
     "comcast.net",
 )
 
+#: The resolver's records: every mail domain (and the sink) resolves to the sink, over IPv4 and
+#: IPv6, so that a relay preferring IPv6 would be caught; the app has a PTR record.
+ZONE = Zone(
+    hosts={name: (SINK_IP, SINK_IPV6) for name in (SINK_HOST, *MAIL_DOMAINS)},
+    mx=dict.fromkeys(MAIL_DOMAINS, SINK_HOST),
+    ptr={APP_IP: "app"},
+)
+
 #: Retry deferred mail within seconds, not Postfix's default minutes (test knobs only).
 FAST_RETRY = {
     "POSTFIX_queue_run_delay": "2s",
     "POSTFIX_minimal_backoff_time": "2s",
     "POSTFIX_maximal_backoff_time": "4s",
 }
-
-
-def dnsmasq_command(domains: Sequence[str] = MAIL_DOMAINS) -> list[str]:
-    """dnsmasq answering only from its own records: MX for each domain -> the sink, A and AAAA
-    for the sink and the domains; anything else is refused at once (no upstream)."""
-    cmd = [
-        "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--log-queries",
-        "--log-facility=-", f"--listen-address={DNS_IP}", "--bind-interfaces",
-        f"--host-record={SINK_HOST},{SINK_IP},{SINK_IPV6}",
-        f"--ptr-record={'.'.join(reversed(APP_IP.split('.')))}.in-addr.arpa,app",
-    ]  # fmt: skip
-    for d in domains:
-        cmd += [f"--mx-host={d},{SINK_HOST},10", f"--host-record={d},{SINK_IP},{SINK_IPV6}"]
-    return cmd
-
-
-@dataclass(frozen=True)
-class SinkMessage:
-    raw: bytes
-    arrived: float
-    peer: str
-    mail_from: str
-    rcpt_tos: tuple[str, ...]
-
-    @property
-    def header_seq(self) -> int | None:
-        for line in self.raw.split(b"\n"):
-            if line.lower().startswith(b"x-test-seq:"):
-                return int(line.split(b":", 1)[1])
-            if not line.strip():
-                break
-        return None
-
-
-@dataclass
-class SubmitResult:
-    elapsed: float
-    accepted: int
-    tls: list[str]
-    results: list[dict[str, Any]]
-
-    @property
-    def codes(self) -> list[int]:
-        return [int(r["code"]) for r in self.results]
 
 
 @dataclass
@@ -207,17 +187,7 @@ class TestNet:
         """Submit from the app (10.5.5.100), or from the outsider (100.64.0.100), over STARTTLS
         verified against the test CA."""
         client, host = (self.outsider, SMTP_OUT_OUTSIDE_IP) if outsider else (self.app, SMTP_OUT_IP)
-        rcpts = [to] if isinstance(to, str) else list(to)
-        argv = ["python3", "/peer/submit.py", "--host", host, "--count", str(count)]
-        argv += ["--concurrency", str(concurrency), *extra]
-        for r in rcpts:
-            argv += ["--to", r]
-        result = client.exec_run(argv, demux=True)
-        out, err = cast(tuple[bytes | None, bytes | None], result.output)
-        if result.exit_code != 0:
-            raise RuntimeError(f"submit.py failed ({result.exit_code}): {(err or b'').decode()[-2000:]}")
-        data = json.loads((out or b"{}").decode())
-        return SubmitResult(data["elapsed"], data["accepted"], data["tls"], data["results"])
+        return submit_from(client, host, to, count=count, concurrency=concurrency, extra=extra)
 
     # --- the sink -------------------------------------------------------------------------
 
@@ -225,18 +195,22 @@ class TestNet:
     def sink_dir(self) -> Path:
         return self.workdir / "sink"
 
+    @property
+    def stored(self) -> Sink:
+        return Sink(self.sink_dir)
+
     def sink_down(self) -> None:
         self.sink.kill()
         self.sink.wait(timeout=10)
 
     def sink_up(self) -> None:
         self.sink.start()
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self._sink_listening():
-                return
-            time.sleep(0.1)
-        raise TimeoutError("the sink did not come back")
+        poll(
+            lambda: True if self._sink_listening() else None,
+            timeout=15,
+            interval=0.1,
+            seen=lambda: "the sink did not come back",
+        )
 
     def _sink_listening(self) -> bool:
         rc, _ = exec_text(
@@ -246,29 +220,14 @@ class TestNet:
 
     def received(self) -> list[SinkMessage]:
         """Every message the sink stored, in arrival order."""
-        out = []
-        for meta_path in sorted(self.sink_dir.glob("*.json")):
-            meta = json.loads(meta_path.read_text())
-            raw = meta_path.with_suffix(".eml").read_bytes()
-            out.append(
-                SinkMessage(raw, meta["arrived"], meta["peer"], meta["mail_from"], tuple(meta["rcpt_tos"]))
-            )
-        return sorted(out, key=lambda m: m.arrived)
+        return self.stored.received()
 
     def wait_for_received(self, n: int, timeout: float = 60.0, interval: float = 0.1) -> list[SinkMessage]:
-        """Poll until the sink holds at least `n` messages; returns them (TimeoutError after `timeout`)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            count = len(list(self.sink_dir.glob("*.json")))
-            if count >= n:
-                return self.received()
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the sink holds {count} of {n} messages after {timeout:.0f}s")
-            time.sleep(interval)
+        """Poll until the sink holds at least `n` messages; returns them (NotReady after `timeout`)."""
+        return self.stored.wait_for_received(n, timeout, interval)
 
     def clear_sink(self) -> None:
-        for f in self.sink_dir.iterdir():
-            f.unlink()
+        self.stored.clear()
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -279,23 +238,6 @@ class TestNet:
                 with contextlib.suppress(docker.errors.APIError):
                     parts.append(f"--- {c.name} ---\n{logs(c)}")
         return "\n".join(parts)
-
-
-def build_peer_image(client: docker.DockerClient, progress: Any = None) -> str:
-    return build(client, ImageSpec(PEER_IMAGE, PEER_CONTEXT), progress or (lambda line: None))
-
-
-def _peer(client: docker.DockerClient, name: str, network: str, ip: str, **kw: Any) -> Container:
-    endpoint = client.api.create_endpoint_config(ipv4_address=ip)
-    return client.containers.run(
-        PEER_IMAGE,
-        name=unique(name),
-        detach=True,
-        network=network,
-        networking_config={network: endpoint},
-        labels={LABEL: "1"},
-        **kw,
-    )
 
 
 @contextlib.contextmanager
@@ -314,13 +256,13 @@ def open_testnet(client: docker.DockerClient, workdir: Path, *, keep: bool = Fal
         outside = stack.enter_context(internal_network(client, unique("smtp-out-outside"), OUTSIDE_SUBNET))
         prod_name, outside_name = str(prod.name), str(outside.name)
         material_mount = {str(material.root): {"bind": "/material", "mode": "ro"}}
-        dns = _peer(client, "smtp-out-resolver", prod_name, DNS_IP, command=dnsmasq_command())
-        sink = _peer(
+        dns = start_peer(client, "smtp-out-resolver", prod_name, DNS_IP, command=ZONE.dnsmasq_command(DNS_IP))
+        sink = start_peer(
             client, "smtp-out-sink", prod_name, SINK_IP, command=["python3", "/peer/sink.py"],
             volumes={str(workdir / "sink"): {"bind": "/sink", "mode": "rw"}},
         )  # fmt: skip
-        app = _peer(client, "smtp-out-app", prod_name, APP_IP, volumes=material_mount)
-        outsider = _peer(client, "smtp-out-outsider", outside_name, OUTSIDER_IP, volumes=material_mount)
+        app = start_peer(client, "smtp-out-app", prod_name, APP_IP, volumes=material_mount)
+        outsider = start_peer(client, "smtp-out-outsider", outside_name, OUTSIDER_IP, volumes=material_mount)
         net = TestNet(
             client,
             workdir,

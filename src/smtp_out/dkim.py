@@ -1,0 +1,137 @@
+"""DKIM: keys in the flat layout the image mounts (<domain>.private, <domain>.txt), the TXT
+record to publish, and signatures read and verified with dkimpy."""
+
+from __future__ import annotations
+
+import base64
+import email
+import email.policy
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from .errors import SmtpOutError, UsageError
+
+DKIM_DOMAIN = "feedsubscription.com"
+DKIM_SELECTOR = "mail"
+#: OpenDKIM's log line (after "<queue id>: ") for a message it signed with the image's key.
+SIGNED_LOG_LINE = rf"DKIM-Signature field added \(s={re.escape(DKIM_SELECTOR)}, d={re.escape(DKIM_DOMAIN)}\)"
+#: A DNS name as RFC 1035 letters-digits-hyphens labels: no '/', no '..', no empty label.
+_DOMAIN = re.compile(
+    r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+)
+
+
+class KeyExists(SmtpOutError):
+    """A key file is already there: keys are never overwritten."""
+
+
+def check_domain(domain: str, what: str = "--domain") -> str:
+    """`domain` when it is a DNS name (letters, digits, hyphens, dots); else a UsageError."""
+    if not _DOMAIN.fullmatch(domain):
+        raise UsageError(f"{what} {domain!r} is not a domain name (letters, digits, hyphens and dots)")
+    return domain
+
+
+@dataclass(frozen=True)
+class DkimKey:
+    """An RSA key pair in the form OpenDKIM mounts (PEM) and DNS publishes (TXT)."""
+
+    private_pem: bytes
+    public_der: bytes
+
+    @classmethod
+    def generate(cls, bits: int = 2048) -> DkimKey:
+        if bits < 1024:
+            raise UsageError("DKIM keys shorter than 1024 bits are rejected by receivers (RFC 8301)")
+        key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+        der = key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return cls(pem, der)
+
+    @property
+    def txt_value(self) -> str:
+        """The TXT record's value: v=DKIM1; k=rsa; p=<base64 public key>."""
+        return f"v=DKIM1; k=rsa; p={base64.b64encode(self.public_der).decode()}"
+
+    def txt_record(self, domain: str = DKIM_DOMAIN, selector: str = DKIM_SELECTOR) -> str:
+        """A zone-file line, with the value split in 255-character strings as DNS requires."""
+        value = self.txt_value
+        parts = " ".join(f'"{value[i : i + 255]}"' for i in range(0, len(value), 255))
+        return f"{selector}._domainkey.{domain}. IN TXT ( {parts} )\n"
+
+    def write_flat(
+        self, keys_dir: Path, domain: str = DKIM_DOMAIN, selector: str = DKIM_SELECTOR
+    ) -> KeyFiles:
+        """Write <domain>.private (mode 600) and <domain>.txt into `keys_dir`; refuses (KeyExists)
+        to overwrite either, and refuses a domain that is not a DNS name (UsageError)."""
+        check_domain(domain)
+        private, txt = keys_dir / f"{domain}.private", keys_dir / f"{domain}.txt"
+        for path in (private, txt):
+            if path.exists():
+                raise KeyExists(f"{path} exists; refusing to overwrite a DKIM key (move it away first)")
+        try:
+            keys_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(private, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            raise KeyExists(f"{private} exists; refusing to overwrite a DKIM key") from None
+        except OSError as exc:
+            raise SmtpOutError(f"{keys_dir}: cannot write the key there ({exc.strerror})") from None
+        with os.fdopen(fd, "wb") as f:
+            f.write(self.private_pem)
+        record = self.txt_record(domain, selector)
+        txt.write_text(record)
+        return KeyFiles(private, txt, record)
+
+
+@dataclass(frozen=True)
+class KeyFiles:
+    """The files a generated key was written to, and the TXT record to publish."""
+
+    private: Path
+    txt: Path
+    record: str
+
+
+def generate(out_dir: Path, domain: str, selector: str = DKIM_SELECTOR, bits: int = 2048) -> KeyFiles:
+    """Generate an RSA key pair and write it in the flat layout; never overwrites."""
+    check_domain(domain)
+    check_domain(selector, "--selector")
+    return DkimKey.generate(bits).write_flat(out_dir, domain, selector)
+
+
+# --- signatures -------------------------------------------------------------------------
+
+
+def dkim_tags(raw: bytes) -> dict[str, str]:
+    """The tags of the message's first DKIM-Signature header ({} when unsigned)."""
+    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    header = msg.get("DKIM-Signature")
+    if header is None:
+        return {}
+    text = re.sub(r"\s+", "", str(header))
+    return dict(part.split("=", 1) for part in text.split(";") if "=" in part)
+
+
+def verify(raw: bytes, txt_value: str, domain: str = DKIM_DOMAIN, selector: str = DKIM_SELECTOR) -> bool:
+    """True when dkimpy verifies the signature with the TXT record value `txt_value`
+    (v=DKIM1; k=rsa; p=...) published as selector._domainkey.domain."""
+    import dkim  # dkimpy
+
+    expected = f"{selector}._domainkey.{domain}."
+
+    def dnsfunc(name: bytes | str, timeout: int = 5) -> bytes:
+        name_s = name.decode() if isinstance(name, bytes) else name
+        return txt_value.encode() if name_s.rstrip(".") + "." == expected else b""
+
+    return bool(dkim.verify(raw, dnsfunc=dnsfunc))

@@ -1,0 +1,33 @@
+"""Helpers the Docker-backed tests share."""
+
+from __future__ import annotations
+
+import smtplib
+
+from smtp_out import mail
+from smtp_out.engine.containers import exec_text
+from smtp_out.material import Material
+
+from .conftest import Started
+
+#: Keep submitted mail in the queue: deliver nothing.
+HOLD = {"POSTFIX_defer_transports": "smtp"}
+#: Words that make a log line suspicious.
+BAD_LOG = ("warning", "error", "fatal", "panic")
+
+
+def queued(started: Started, queue_id: str) -> bytes:
+    rc, out = exec_text(started.container, f"postcat -hbq {queue_id}")
+    assert rc == 0, out
+    return out.encode()
+
+
+def refusal_code(host: str, material: Material) -> int:
+    """The SMTP code with which a submission is refused, at whatever stage (0 if accepted)."""
+    try:
+        mail.submit(host, mail.message("reader@example.com"), ca=material.ca)
+    except smtplib.SMTPRecipientsRefused as exc:
+        return int(next(iter(exc.recipients.values()))[0])
+    except smtplib.SMTPResponseException as exc:
+        return int(exc.smtp_code)
+    return 0

@@ -1,0 +1,118 @@
+"""Bad input: one ERROR line naming the file, and the queue directory untouched."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from smtp_out.engine.containers import logs, wait_for_exit
+from smtp_out.material import Material, TlsMaterial
+
+from .conftest import Started
+
+pytestmark = pytest.mark.docker
+
+
+def _bad_material(tmp: Path, material: Material, case: str) -> Material:
+    m = Material(tmp, material.dkim, material.tls)
+    m.keys_dir.mkdir(parents=True)
+    m.cert.parent.mkdir(parents=True)
+    m.cert.write_bytes(material.tls.chain_pem)
+    m.cert_key.write_bytes(material.tls.key_pem)
+    (m.keys_dir / "feedsubscription.com.private").write_bytes(material.dkim.private_pem)
+    if case == "dkim-missing":
+        (m.keys_dir / "feedsubscription.com.private").unlink()
+    elif case == "dkim-garbage":
+        (m.keys_dir / "feedsubscription.com.private").write_text("not a key\n")
+    elif case == "cert-missing":
+        m.cert.unlink()
+        m.cert.mkdir()  # a bind mount of a missing file appears as a directory
+    elif case == "key-missing":
+        m.cert_key.unlink()
+        m.cert_key.mkdir()
+    elif case == "mismatch":
+        m.cert_key.write_bytes(TlsMaterial.issue("feedsubscription.com").key_pem)
+    return m
+
+
+BAD_INPUTS = {
+    "dkim-missing": "/etc/opendkim/keys/feedsubscription.com.private: DKIM key not found",
+    "dkim-garbage": "/etc/opendkim/keys/feedsubscription.com.private: not a readable PEM private key",
+    "cert-missing": "/etc/postfix/cert/smtp.cert: TLS certificate not found",
+    "key-missing": "/etc/postfix/cert/smtp.key: TLS key not found",
+    "mismatch": "/etc/postfix/cert/smtp.key: does not match the certificate in /etc/postfix/cert/smtp.cert",
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_material_stops_with_one_error_line(
+    smtp_out: Callable[..., Started], material: Material, tmp_path: Path, spool: Path, case: str
+) -> None:
+    s = smtp_out(wait=False, material=_bad_material(tmp_path / "m", material, case), spool=spool)
+    _assert_stops_with(s, BAD_INPUTS[case], spool)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "myhostname = feedsubscription.com\nno_such_parameter = 1\n",
+            "/etc/postfix/main.cf.override: unknown Postfix parameter(s): no_such_parameter",
+        ),
+        (
+            "myhostname = feedsubscription.com\nthis line is broken\n",
+            "/etc/postfix/main.cf.override line 2: expected 'parameter = value'",
+        ),
+    ],
+)
+def test_broken_override_stops_with_one_error_line(
+    smtp_out: Callable[..., Started], tmp_path: Path, spool: Path, override: str, message: str
+) -> None:
+    f = tmp_path / "main.cf.override"
+    f.write_text(override)
+    s = smtp_out(
+        wait=False,
+        spool=spool,
+        extra_volumes={str(f): {"bind": "/etc/postfix/main.cf.override", "mode": "ro"}},
+    )
+    _assert_stops_with(s, message, spool)
+
+
+def test_dkim_domain_follows_myhostname(smtp_out: Callable[..., Started], spool: Path) -> None:
+    s = smtp_out(wait=False, spool=spool, env={"POSTFIX_myhostname": "other.example"})
+    _assert_stops_with(s, "/etc/opendkim/SigningTable: no entry for other.example (myhostname)", spool)
+
+
+def test_unknown_postfix_environment_variable_stops(smtp_out: Callable[..., Started], spool: Path) -> None:
+    s = smtp_out(wait=False, spool=spool, env={"POSTFIX_no_such_thing": "1"})
+    _assert_stops_with(
+        s, "POSTFIX_* environment variables: unknown Postfix parameter(s): no_such_thing", spool
+    )
+
+
+def test_bad_input_leaves_an_existing_queue_untouched(
+    smtp_out: Callable[..., Started], material: Material, tmp_path: Path, spool: Path
+) -> None:
+    (spool / "deferred" / "A").mkdir(parents=True)
+    msg = spool / "deferred" / "A" / "A1B2C3D4E5"
+    msg.write_bytes(b"queue file")
+    before = {p: (p.stat().st_mtime_ns, p.stat().st_uid) for p in spool.rglob("*")}
+    s = smtp_out(wait=False, material=_bad_material(tmp_path / "m", material, "dkim-missing"), spool=spool)
+    _assert_stops_with(s, "DKIM key not found", spool, expect_empty=False)
+    assert {p: (p.stat().st_mtime_ns, p.stat().st_uid) for p in spool.rglob("*")} == before
+
+
+def _assert_stops_with(s: Started, message: str, spool: Path, expect_empty: bool = True) -> None:
+    started = time.monotonic()
+    code = wait_for_exit(s.container, timeout=20)
+    assert time.monotonic() - started < 10
+    assert code != 0
+    out = logs(s.container)
+    errors = [ln for ln in out.splitlines() if ln.startswith("[smtp-out] ERROR:")]
+    assert len(errors) == 1, out
+    assert message in errors[0], errors[0]
+    if expect_empty:
+        assert list(spool.iterdir()) == [], "the queue directory was written before the input was validated"
