@@ -111,26 +111,28 @@ def clean(c: Context) -> None:
 def queue_backup(
     c: Context, source: str = "", archive: str = "", hold: bool = False, json: bool = False
 ) -> None:
-    """Back up a Postfix queue directory into a checksummed archive (numeric owners, modes, times)."""
+    """Back up a Postfix queue directory (read as root through the engine) into a checksummed archive."""
     from smtp_out.ops import queue
 
-    src = queue.source_dir(source)
     out = Path(archive) if archive else queue.default_archive_name()
-    manifest = queue.backup(src, out, engine.client().containers.list(), hold=hold, progress=cli.progress)
-    cli.show(queue.BackupOutcome(out, manifest), json)
+    cli.show(
+        queue.backup(engine.client(), queue.source_dir(source), out, hold=hold, progress=cli.progress), json
+    )
 
 
 @task(
     help={
         "archive": "archive written by queue-backup",
         "target": "new or empty directory to restore into (required)",
+        "json": "print the summary as JSON",
     }
 )
-def queue_restore(c: Context, archive: str, target: str) -> None:
-    """Verify a queue archive against its manifest, then restore it into an empty directory."""
+def queue_restore(c: Context, archive: str, target: str, json: bool = False) -> None:
+    """Verify a queue archive against its manifest, then restore it (as root, through the engine)
+    into a new or empty directory: only verified bytes, no setuid/setgid, no names outside it."""
     from smtp_out.ops import queue
 
-    cli.show(queue.RestoreOutcome(Path(target), queue.restore(Path(archive), Path(target))), False)
+    cli.show(queue.restore(engine.client(), Path(archive), Path(target)), json)
 
 
 @task(
@@ -147,9 +149,9 @@ def bench(
     """Measure build, start-up, checks and load; write bench/results/latest.{md,json,png}."""
     from smtp_out.bench import PARTS, measure, report
 
+    concurrencies = cli.parse_int_list("concurrency", concurrency)
     res = measure.run(
-        engine.client(), repeats=repeats, load_messages=messages,
-        concurrencies=cli.parse_int_list("concurrency", concurrency),
+        engine.client(), repeats=repeats, load_messages=messages, concurrencies=concurrencies,
         parts=tuple(p for p in parts.split(",") if p) or PARTS, progress=cli.progress,
     )  # fmt: skip
     paths = report.write(res)

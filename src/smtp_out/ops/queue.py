@@ -1,45 +1,57 @@
-"""Back up and restore a Postfix queue directory, safely.
+"""Back up and restore a Postfix queue directory through the Docker engine.
 
-An archive is a gzip'd tar of the queue subdirectories (the chroot files are recreated by the
-entrypoint on every start) with numeric owners, modes and timestamps, and a manifest of
-SHA-256 checksums as its last member. It is written to a temporary name and linked into place
-only when complete, so an existing archive is never overwritten. Restore verifies the whole
-archive against its manifest before it writes anything.
+The queue is read and written as root by the engine, through a throwaway container of the relay
+image that has the directory bind-mounted and never starts Postfix: an operator in the docker
+group needs no sudo, and no file is skipped for want of permission. A backup takes, from that one
+container, a `find` listing of the queue and a tar of each queue subdirectory (docker cp), and
+cross-checks them: the archive must hold every message the queue held. A queue that a running
+relay mounts is backed up only with --hold: every message is held (postsuper -h) until the
+snapshot is taken, and the messages the backup held must all be in it.
+
+The archive format, its verification and the safety rules of restore: ops.queue_archive.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import io
-import json
 import os
 import stat
 import tarfile
 import time
-import zlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
-from typing import Any
+from dataclasses import dataclass
+from pathlib import Path
 
-from docker.models.containers import Container
+import docker
+import docker.errors
 
-from ..engine.containers import exec_text
-from ..engine.polling import NotReady, poll
-from ..errors import EXIT_USAGE, SmtpOutError, UsageError
+from .. import IMAGE
+from ..engine.containers import logs
+from ..engine.files import MOUNT, mounted, read_tar, write_tar
+from ..errors import EXIT_USAGE, UsageError
+from .postqueue import containers_using, held
+from .queue_archive import (
+    MANIFEST,
+    MESSAGE_DIRS,
+    QUEUE_DIRS,
+    Entry,
+    Manifest,
+    Member,
+    QueueError,
+    queue_id,
+    restore_tar,
+    verify_archive,
+    write_archive,
+)
 
-MANIFEST = "MANIFEST.json"
-FORMAT = "smtp-out-queue/1"
-#: Postfix's queue subdirectories (queue_directory/...): the messages and their logs.
-QUEUE_DIRS = (
-    "maildrop", "incoming", "active", "deferred", "defer", "hold",
-    "bounce", "trace", "corrupt", "flush", "saved",
-)  # fmt: skip
+__all__ = ["MANIFEST", "BackupOutcome", "QueueError", "QueueInUse", "RestoreOutcome", "backup", "restore"]
 
-
-class QueueError(SmtpOutError):
-    """A refused or failed backup/restore; the message says what to do."""
+Progress = Callable[[str], None]
+#: Lists every file and directory of the queue subdirectories that exist, as "<type> <path>".
+FIND = (
+    f'cd {MOUNT} && set -- && for d in {" ".join(QUEUE_DIRS)}; do [ -e "$d" ] && set -- "$@" "$d"; done; '
+    '[ "$#" -eq 0 ] || find "$@" -printf "%y %p\\n"'
+)
 
 
 class QueueInUse(QueueError):
@@ -48,189 +60,100 @@ class QueueInUse(QueueError):
     exit_code = EXIT_USAGE
 
 
+# --- the queue as the engine sees it -----------------------------------------------------
+
+
 @dataclass(frozen=True)
-class Entry:
-    path: str
-    type: str  # "file" or "dir"
-    mode: int
-    uid: int
-    gid: int
-    mtime: float
-    size: int = 0
-    sha256: str = ""
+class Snapshot:
+    """The queue's files and directories read by the engine, and the `find` listing taken from
+    the same container just before, for the cross-check."""
 
-
-@dataclass
-class Manifest:
-    created: str
-    source: str
-    entries: list[Entry] = field(default_factory=list)
-    held_by_backup: list[str] = field(default_factory=list)
-    format: str = FORMAT
-
-    def to_json(self) -> bytes:
-        data = {**self.__dict__, "entries": [e.__dict__ for e in self.entries]}
-        return json.dumps(data, indent=1, sort_keys=True).encode()
-
-    @classmethod
-    def from_json(cls, raw: bytes) -> Manifest:
-        try:
-            data = json.loads(raw)
-            if data.get("format") != FORMAT:
-                raise QueueError(f"unknown archive format {data.get('format')!r} (expected {FORMAT})")
-            entries = [Entry(**e) for e in data.pop("entries")]
-            return cls(**data, entries=entries)
-        except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise QueueError(f"unreadable {MANIFEST} ({type(exc).__name__}); nothing restored") from None
+    members: list[Member]
+    listed_files: set[str]
 
     @property
-    def messages(self) -> list[str]:
-        return [e.path for e in self.entries if e.type == "file" and e.path.split("/")[0] in _MESSAGE_DIRS]
+    def files(self) -> set[str]:
+        return {m.entry.path for m in self.members if m.entry.type == "file"}
+
+    @property
+    def message_ids(self) -> set[str]:
+        return {queue_id(p) for p in self.files if p.split("/")[0] in MESSAGE_DIRS}
 
 
-_MESSAGE_DIRS = {"maildrop", "incoming", "active", "deferred", "hold", "corrupt"}
-
-
-# --- backup ------------------------------------------------------------------------------
-
-
-def _walk(source: Path) -> Iterator[Path]:
-    for name in QUEUE_DIRS:
-        top = source / name
-        if not top.exists():
-            continue
-        yield top
-        for root, dirs, files in os.walk(top):
-            dirs.sort()
-            for d in dirs:
-                yield Path(root) / d
-            for f in sorted(files):
-                yield Path(root) / f
-
-
-def write_archive(source: Path, archive: Path, held_by_backup: list[str] | None = None) -> Manifest:
-    """Archive the queue subdirectories of `source` into `archive` (refusing to overwrite)."""
-    source = source.resolve()
-    if not source.is_dir():
-        raise QueueError(
-            f"{source}: not a directory (give the queue directory with --source or POSTFIX_DIR_ROOT)"
-        )
-    if not any((source / d).is_dir() for d in QUEUE_DIRS):
-        raise QueueError(f"{source}: no Postfix queue directories (deferred, active, ...) in it")
-    if archive.exists():
-        raise QueueError(f"{archive} exists; refusing to overwrite it (choose another --archive)")
-    archive.parent.mkdir(parents=True, exist_ok=True)
-    manifest = Manifest(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), str(source))
-    manifest.held_by_backup = sorted(held_by_backup or [])
-    tmp = archive.with_name(f".{archive.name}.partial-{os.getpid()}")
-    try:
-        with tmp.open("wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
-            for path in _walk(source):
-                st = path.lstat()
-                rel = path.relative_to(source).as_posix()
-                if stat.S_ISDIR(st.st_mode):
-                    info = _info(rel, st, tarfile.DIRTYPE)
-                    tar.addfile(info)
-                    manifest.entries.append(Entry(rel, "dir", info.mode, st.st_uid, st.st_gid, st.st_mtime))
-                elif stat.S_ISREG(st.st_mode):
-                    data = path.read_bytes()
-                    info = _info(rel, st, tarfile.REGTYPE)
-                    info.size = len(data)
-                    tar.addfile(info, io.BytesIO(data))
-                    digest = hashlib.sha256(data).hexdigest()
-                    entry = Entry(
-                        rel, "file", info.mode, st.st_uid, st.st_gid, st.st_mtime, len(data), digest
-                    )
-                    manifest.entries.append(entry)
-                # sockets and fifos (public/, private/) are recreated by Postfix: not archived
-            blob = manifest.to_json()
-            info = tarfile.TarInfo(MANIFEST)
-            info.size, info.mtime, info.mode = len(blob), int(time.time()), 0o600
-            tar.addfile(info, io.BytesIO(blob))
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.link(tmp, archive)  # fails if the archive appeared meanwhile: never overwrite
-    except FileExistsError:
-        raise QueueError(f"{archive} exists; refusing to overwrite it") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-    return manifest
-
-
-def _info(rel: str, st: os.stat_result, kind: bytes) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(rel)
-    info.type = kind
-    info.mode = stat.S_IMODE(st.st_mode)
-    info.uid, info.gid = st.st_uid, st.st_gid
-    info.uname = info.gname = ""  # numeric owners only
-    info.mtime = int(st.st_mtime)
-    return info
-
-
-# --- containers using the directory ------------------------------------------------------
-
-
-def containers_using(containers: list[Container], source: Path) -> list[Container]:
-    """Running containers that have `source` mounted (any mount point)."""
-    target = str(source.resolve())
-    return [
-        c for c in containers
-        if any(str(Path(m.get("Source", "")).resolve()) == target for m in c.attrs.get("Mounts", []))
-    ]  # fmt: skip
-
-
-def _exec(container: Container, cmd: str) -> str:
-    rc, out = exec_text(container, cmd)
-    if rc != 0:
-        raise QueueError(f"{container.name}: `{cmd}` failed: {out.strip()}")
-    return out
-
-
-def queue_listing(container: Container) -> list[dict[str, Any]]:
-    return [json.loads(ln) for ln in _exec(container, "postqueue -j").splitlines() if ln.startswith("{")]
-
-
-@contextlib.contextmanager
-def held(container: Container, timeout: float = 30.0) -> Iterator[list[str]]:
-    """Put every message on hold (postsuper -h ALL) and wait until nothing is active, so the
-    queue files stand still; afterwards release exactly the messages this put on hold."""
-    already = {m["queue_id"] for m in queue_listing(container) if m.get("queue_name") == "hold"}
-    _exec(container, "postsuper -h ALL 2>/dev/null")
-    try:
-
-        def nothing_active() -> list[dict[str, Any]] | None:
-            listing = queue_listing(container)
-            return None if any(m.get("queue_name") == "active" for m in listing) else listing
-
-        try:
-            listing = poll(nothing_active, timeout=timeout, interval=0.2, seen=lambda: "still active")
-        except NotReady:
+def snapshot(client: docker.DockerClient, source: Path, image: str = IMAGE) -> Snapshot:
+    """Every file and directory under the queue subdirectories of `source`, read as root."""
+    with mounted(client, image, source, read_only=True, command=FIND) as container:
+        listing = [line.split(" ", 1) for line in logs(container).splitlines() if " " in line]
+        odd = [path for kind, path in listing if kind not in ("f", "d")]
+        if odd:
             raise QueueError(
-                f"{container.name}: messages still active after {timeout:.0f}s on hold"
-            ) from None
-        ours = sorted(m["queue_id"] for m in listing if m["queue_id"] not in already)
-        yield ours
-    finally:
-        listing = queue_listing(container)
-        release = [
-            m["queue_id"] for m in listing if m.get("queue_name") == "hold" and m["queue_id"] not in already
-        ]
-        if release:
-            _exec(container, f"printf '%s\\n' {' '.join(release)} | postsuper -H - 2>/dev/null")
+                f"{source}: unexpected entries in the queue (not files or directories): {odd[:3]}"
+            )
+        tops = sorted({path.split("/")[0] for _, path in listing})
+        if not tops:
+            raise QueueError(f"{source}: no Postfix queue directories (deferred, active, ...) in it")
+        members: list[Member] = []
+        for top in tops:
+            members += _members(source, read_tar(container, f"{MOUNT}/{top}"))
+    return Snapshot(members, {path for kind, path in listing if kind == "f"})
+
+
+def _members(source: Path, stream: io.RawIOBase) -> Iterator[Member]:
+    with tarfile.open(fileobj=stream, mode="r|") as tar:
+        for info in tar:
+            mode = stat.S_IMODE(info.mode)
+            if info.isdir():
+                yield Member(Entry(info.name, "dir", mode, info.uid, info.gid, info.mtime))
+            elif info.isfile():
+                f = tar.extractfile(info)
+                data = f.read() if f else b""
+                yield Member(Entry(info.name, "file", mode, info.uid, info.gid, info.mtime), data)
+            else:
+                raise QueueError(f"{source}: {info.name} is neither a file nor a directory")
+
+
+# --- backup and restore ------------------------------------------------------------------
+
+
+def cross_check(source: Path, snap: Snapshot, held_ids: frozenset[str] | None = None) -> None:
+    """The snapshot must hold what the queue held: with no relay running, exactly the files the
+    listing saw; with a relay holding the queue (new mail may still arrive), every held message."""
+    if held_ids is None and snap.files != snap.listed_files:
+        odd = sorted(snap.files ^ snap.listed_files)[:3]
+        raise QueueError(
+            f"{source}: the engine's copy differs from the queue listing ({odd}); nothing written"
+        )
+    missing = sorted((held_ids or frozenset()) - snap.message_ids)
+    if missing:
+        raise QueueError(
+            f"{source}: held message(s) {missing[:3]} missing from the snapshot; nothing written"
+        )
+
+
+def _check_source(source: Path) -> None:
+    try:
+        if not source.is_dir():
+            raise QueueError(
+                f"{source}: not a directory (give the queue directory with --source or POSTFIX_DIR_ROOT)"
+            )
+    except PermissionError:
+        raise QueueError(f"{source}: cannot reach it (a folder above it is closed to this user)") from None
 
 
 def backup(
+    client: docker.DockerClient,
     source: Path,
     archive: Path,
-    running: list[Container],
     *,
     hold: bool = False,
-    progress: Callable[[str], None] = lambda line: None,
-) -> Manifest:
+    progress: Progress = lambda line: None,
+) -> BackupOutcome:
     """Back up `source`. When running containers have it mounted, refuse unless `hold`; with
     `hold` the queue is held for a consistent snapshot and released afterwards."""
-    users = containers_using(running, source)
+    _check_source(source)
+    if archive.exists():
+        raise QueueError(f"{archive} exists; refusing to overwrite it (choose another --archive)")
+    users = containers_using(client.containers.list(), source)
     if users and not hold:
         names = ", ".join(str(c.name) for c in users)
         raise QueueInUse(
@@ -240,93 +163,56 @@ def backup(
     if len(users) > 1:
         raise QueueError(f"{source} is mounted by several running containers; stop all but one first")
     if not users:
-        return write_archive(source, archive)
-    with held(users[0]) as ours:
-        progress(f"held {len(ours)} message(s) in {users[0].name} for the snapshot")
-        manifest = write_archive(source, archive, ours)
-    progress(f"released them in {users[0].name}")
-    return manifest
+        snap = snapshot(client, source)
+        if snap.files != snap.listed_files:
+            odd = sorted(snap.files ^ snap.listed_files)[:3]
+            raise QueueError(
+                f"{source}: the engine's copy differs from the queue listing ({odd}); nothing written"
+            )
+        return BackupOutcome(archive, write_archive(snap.members, archive, str(source)))
+    relay = users[0]
+    with held(relay) as on_hold:
+        progress(f"held {len(on_hold.ours)} message(s) in {relay.name} for the snapshot")
+        snap = snapshot(client, source, str(relay.image.id) if relay.image else IMAGE)
+        missing = sorted(on_hold.all - snap.message_ids)
+        if missing:
+            raise QueueError(
+                f"{source}: held message(s) {missing[:3]} missing from the snapshot; nothing written"
+            )
+        manifest = write_archive(snap.members, archive, str(source), on_hold.ours)
+    progress(f"released them in {relay.name}")
+    return BackupOutcome(archive, manifest)
 
 
-# --- restore -----------------------------------------------------------------------------
-
-
-def verify_archive(archive: Path) -> Manifest:
-    """Read the whole archive and check every member against the manifest; raises QueueError
-    (corrupt, truncated, tampered, unsafe paths) without writing anything."""
-    if not archive.is_file():
-        raise QueueError(f"{archive}: no such archive")
-    seen: dict[str, tuple[str, int]] = {}
-    manifest: Manifest | None = None
+def check_target(target: Path) -> None:
+    """`target` must be a new or empty directory the user can create or read."""
     try:
-        with tarfile.open(archive, mode="r:gz") as tar:
-            for member in tar:
-                _check_member_name(archive, member.name)
-                if member.name == MANIFEST:
-                    f = tar.extractfile(member)
-                    try:
-                        manifest = Manifest.from_json(f.read() if f else b"")
-                    except QueueError as exc:
-                        raise QueueError(f"{archive}: {exc}") from None
-                elif member.isfile():
-                    f = tar.extractfile(member)
-                    data = f.read() if f else b""
-                    seen[member.name] = (hashlib.sha256(data).hexdigest(), len(data))
-                elif member.isdir():
-                    seen[member.name] = ("", 0)
-                else:
-                    raise QueueError(
-                        f"{archive}: unexpected member {member.name!r} (only files and directories)"
-                    )
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
+        if target.exists() or target.is_symlink():
+            if not target.is_dir():
+                raise QueueError(
+                    f"{target}: exists and is not a directory; restore into a new or empty directory"
+                )
+            if any(target.iterdir()):
+                raise QueueError(f"{target} is not empty; restore into a new or empty directory")
+        else:
+            target.mkdir(parents=True)
+    except PermissionError:
         raise QueueError(
-            f"{archive}: corrupt or truncated archive ({type(exc).__name__}: {exc}); nothing restored"
+            f"{target}: cannot create or read it (permission denied); choose another --target"
         ) from None
-    if manifest is None:
-        raise QueueError(
-            f"{archive}: no {MANIFEST} in it (truncated, or not a queue backup); nothing restored"
-        )
-    expected = {e.path: (e.sha256, e.size) for e in manifest.entries}
-    if set(expected) != set(seen):
-        missing = sorted(set(expected) - set(seen))[:3]
-        raise QueueError(
-            f"{archive}: members do not match the manifest (missing {missing}); nothing restored"
-        )
-    bad = [p for p, v in expected.items() if seen[p] != v]
-    if bad:
-        raise QueueError(f"{archive}: checksum mismatch for {bad[:3]}; nothing restored")
-    return manifest
+    except OSError as exc:
+        raise QueueError(f"{target}: cannot create it ({exc.strerror}); choose another --target") from None
 
 
-def _check_member_name(archive: Path, name: str) -> None:
-    p = PurePosixPath(name)
-    if p.is_absolute() or ".." in p.parts or (name != MANIFEST and p.parts[0] not in QUEUE_DIRS):
-        raise QueueError(f"{archive}: unsafe or foreign path {name!r} in archive; nothing restored")
-
-
-def restore(archive: Path, target: Path) -> Manifest:
-    """Verify `archive`, then restore it into `target` (absent or empty) with numeric owners,
-    modes and timestamps. Messages the backup put on hold go to incoming/ for delivery."""
-    manifest = verify_archive(archive)
-    if target.exists() and any(target.iterdir()):
-        raise QueueError(f"{target} is not empty; restore into a new or empty directory")
-    target.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(archive, mode="r:gz") as tar:
-        members = [m for m in tar.getmembers() if m.name != MANIFEST]
-        tar.extractall(target, members=members, numeric_owner=True, filter="fully_trusted")
-    for entry in (e for e in manifest.entries if e.type == "dir"):  # directory times after their files
-        os.utime(target / entry.path, (entry.mtime, entry.mtime))
-    # A deferred queue file's mtime is its next retry time, and the queue manager skips files
-    # dated in the future (and does not rescan incoming/ on its own): date released ones now.
-    incoming = target / "incoming"
-    now = time.time() - 1
-    for queue_id in manifest.held_by_backup:
-        held_file = target / "hold" / queue_id
-        if held_file.exists():
-            incoming.mkdir(mode=0o700, exist_ok=True)
-            held_file.rename(incoming / queue_id)
-            os.utime(incoming / queue_id, (now, now))
-    return manifest
+def restore(client: docker.DockerClient, archive: Path, target: Path, image: str = IMAGE) -> RestoreOutcome:
+    """Verify `archive`, then restore it into `target` (new or empty) through the engine, as
+    root, with numeric owners; setuid/setgid bits are dropped (the outcome names where)."""
+    verified = verify_archive(archive)
+    check_target(target)
+    plan = restore_tar(verified, time.time() - 1)
+    with mounted(client, image, target.resolve(), read_only=False) as container:
+        write_tar(container, MOUNT, plan.tar)
+    return RestoreOutcome(target, verified.manifest, plan.stripped)
 
 
 # --- what the tasks print ----------------------------------------------------------------
@@ -341,17 +227,17 @@ class BackupOutcome:
     exit_code: int = 0
 
     def text(self) -> str:
-        return (
-            f"wrote {self.archive}: {len(self.manifest.messages)} message(s), "
-            f"{len(self.manifest.entries)} entries, checksums in {MANIFEST}"
-        )
+        m = self.manifest
+        counts = f"{len(m.messages)} message(s), {len(m.entries)} entries"
+        return f"wrote {self.archive}: {counts}, checksums in {MANIFEST}"
 
     def to_json(self) -> dict[str, object]:
+        m = self.manifest
         return {
             "archive": str(self.archive),
-            "files": len(self.manifest.entries),
-            "messages": len(self.manifest.messages),
-            "held_by_backup": self.manifest.held_by_backup,
+            "files": len(m.entries),
+            "messages": len(m.messages),
+            "held_by_backup": m.held_by_backup,
         }
 
 
@@ -361,19 +247,26 @@ class RestoreOutcome:
 
     target: Path
     manifest: Manifest
+    stripped: list[str]
     exit_code: int = 0
 
     def text(self) -> str:
-        held = len(self.manifest.held_by_backup)
-        return f"verified and restored {len(self.manifest.messages)} message(s) into {self.target}" + (
-            f"; {held} held by the backup go to incoming/" if held else ""
+        held, n = len(self.manifest.held_by_backup), len(self.manifest.messages)
+        return "\n".join(
+            [
+                f"verified and restored {n} message(s) into {self.target}"
+                + (f"; {held} held by the backup go to incoming/" if held else "")
+            ]
+            + [f"dropped setuid/setgid from {path}" for path in self.stripped]
         )
 
     def to_json(self) -> dict[str, object]:
+        m = self.manifest
         return {
             "target": str(self.target),
-            "messages": len(self.manifest.messages),
-            "held_by_backup": self.manifest.held_by_backup,
+            "messages": len(m.messages),
+            "held_by_backup": m.held_by_backup,
+            "stripped": self.stripped,
         }
 
 

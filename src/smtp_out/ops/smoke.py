@@ -20,6 +20,7 @@ from docker.models.containers import Container
 
 from ..checks import Check, Report, finds_nothing, run_checks
 from ..engine.containers import Section, logs, run_sections
+from ..errors import SmtpOutError
 from ..mail import Greeting, greet
 
 POSTCONF_PARAMS = (
@@ -48,10 +49,14 @@ LOG_PROBLEM = re.compile(r"error|fatal|crit|panic", re.IGNORECASE)
 LOG_IGNORED = re.compile(r"warning: SASL|Permission denied")
 
 
+class NoSuchContainer(SmtpOutError):
+    """The container to check does not exist: one line, not a table of failures."""
+
+
 @dataclass(frozen=True)
 class SmokeFacts:
     container: str
-    state: str  # running, exited, ... or "not found"
+    state: str  # running, exited, ...
     health: str  # healthy, unhealthy, starting, none
     sections: dict[str, Section] = field(default_factory=dict)
     log: str = ""
@@ -89,7 +94,9 @@ def gather(client: docker.DockerClient, name: str, host: str, port: int) -> Smok
         try:
             container = client.containers.get(name)
         except docker.errors.NotFound:
-            return SmokeFacts(name, "not found", "none", smtp=smtp_future.result())
+            raise NoSuchContainer(
+                f"no container named {name!r} (docker ps -a lists the containers)"
+            ) from None
         state = str(container.attrs.get("State", {}).get("Status", "unknown"))
         health = str((container.attrs.get("State", {}).get("Health") or {}).get("Status", "none"))
         if state != "running":
