@@ -89,6 +89,10 @@ EXPECTED = {
         **ZERO, "accepted": 400, "signed": 400, "unsigned": 0, "by_status": {**NO_STATUS, "sent": 400},
         "by_transport": {"smtp": {"sent": 400}},
     },
+    "startup-error.log": {
+        **ZERO, "accepted": 0, "signed": 0, "unsigned": 0, "by_status": NO_STATUS, "by_transport": {},
+        "errors": 1,
+    },
     "tls-config.log": {
         **ZERO, "accepted": 0, "signed": 0, "unsigned": 0, "by_status": {**NO_STATUS, "sent": 2},
         "by_transport": {"smtp": {"sent": 2}}, "tls_inbound": 4, "warnings": 4,
@@ -157,6 +161,7 @@ def test_tracked_messages_are_bounded_and_an_evicted_queued_unsigned_one_counts(
         ("permissions.log", {"No DKIM milter failures", "No TLS handshake failures", "No errors in logs",
                              "No ownership/permission warnings", "Every accepted message signed"}),
         ("tls-config.log", {"No TLS handshake failures"}),
+        ("startup-error.log", {"No errors in logs"}),
         ("documented.log", {"No DKIM milter failures", "No ownership/permission warnings",
                             "No errors in logs"}),
     ],
