@@ -63,7 +63,13 @@ class LogSummary:
     still waiting for its first delivery when the window ends is not judged.
     by_status: delivery attempts by status (a deferred message counts once per attempt; expired
     once per message); by_transport: the same per master.cf service (smtp, ms-throttle, ...).
-    tls_inbound/tls_outbound: TLS failure lines of the submission server / of the SMTP client.
+    relay_denied: `reject:` lines saying Relay access denied; refusals: other `reject:` lines.
+    tls_inbound/tls_outbound: TLS failure lines of the submission server / of the SMTP client
+    (SSL_accept/SSL_connect error, TLS library problem, Cannot start TLS, TLS support disabled).
+    milter_failures: Postfix's milter warnings and milter-reject lines; dkim_errors: OpenDKIM's
+    error lines. permission_problems: not owned / writable / Permission denied / insecure key.
+    first_seen/last_seen: Docker's timestamp when the lines carry one, else syslog's.
+    examples: up to MAX_EXAMPLES lines per kind of problem.
     """
 
     lines: int = 0
