@@ -74,3 +74,41 @@ def held(container: Container, timeout: float = 30.0) -> Iterator[Held]:
         ]
         if release:
             _exec(container, f"printf '%s\\n' {' '.join(release)} | postsuper -H - 2>/dev/null")
+
+
+#: Every master.cf service that delivers over SMTP or LMTP, deferred; main.cf backdated so that
+#: the reload sees it at once (Postfix waits for a just-written main.cf to "cool down").
+DRAIN = r"""set -e
+transports=$(postconf -M | awk '$8 == "smtp" || $8 == "lmtp" {print $1}' | sort -u | tr '\n' ' ')
+postconf -e "defer_transports = $transports"
+touch -d "@$(($(date +%s) - 60))" /etc/postfix/main.cf
+postfix reload >/dev/null 2>&1
+echo "$transports"
+"""
+
+
+def drain(container: Container, timeout: float = 60.0) -> str:
+    """Stop starting deliveries and wait until no delivery is in flight, so that stopping the
+    relay kills none (a killed delivery that the peer already accepted is sent again: a
+    duplicate). Mail is still accepted meanwhile; it waits in the queue. The change lives only in
+    the container's main.cf, which the entrypoint rebuilds at the next start. Returns the
+    transports it deferred."""
+    transports = _exec(container, DRAIN).strip()
+    try:
+        poll(
+            lambda: None if _delivering(container) else True,
+            timeout=timeout,
+            interval=0.2,
+            seen=lambda: "busy",
+        )
+    except NotReady:
+        raise QueueError(
+            f"{container.name}: deliveries still in flight {timeout:.0f}s after deferring {transports}"
+        ) from None
+    return transports
+
+
+def _delivering(container: Container) -> bool:
+    """True while a delivery agent runs or a message is in the active queue."""
+    agents, _ = exec_text(container, "pgrep -x 'smtp|lmtp' >/dev/null")
+    return agents == 0 or any(m.get("queue_name") == "active" for m in queue_listing(container))

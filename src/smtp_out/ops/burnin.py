@@ -1,0 +1,92 @@
+"""The burn-in report for running containers: each one's log since a point in time, streamed
+through the one-pass summariser, and its queue from `postqueue -j`; judged by ops.report."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+
+from ..checks import Report
+from ..engine.containers import exec_text
+from ..errors import SmtpOutError, UsageError
+from . import report
+from .logparse import lines_from_chunks
+from .report import BurnInFacts
+
+_RELATIVE = re.compile(r"(\d+)([smhd])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class NoSuchContainer(SmtpOutError):
+    """A container named for the report does not exist."""
+
+
+def since_time(since: str, now: dt.datetime | None = None) -> dt.datetime | None:
+    """--since: "" (the container's start), a duration back from now ("24h", "7d", "90m"), or an
+    ISO 8601 time ("2026-11-25T08:00:00Z"); anything else is a usage error."""
+    now = now or dt.datetime.now(dt.UTC)
+    if not since:
+        return None
+    if m := _RELATIVE.fullmatch(since):
+        return now - dt.timedelta(seconds=int(m.group(1)) * _UNITS[m.group(2)])
+    try:
+        parsed = dt.datetime.fromisoformat(since.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(
+            f"--since {since!r}: give a duration (24h, 7d, 90m) or a time (2026-11-25T08:00:00Z)"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def gather(client: docker.DockerClient, name: str, since: str = "") -> BurnInFacts:
+    """One container's facts: its log since `since` (default: since it started), streamed, and
+    its queue now (None when it is not running, so the queue flag says "not measured")."""
+    try:
+        container: Container = client.containers.get(name)
+    except docker.errors.NotFound:
+        raise NoSuchContainer(f"no container named {name!r} (docker ps -a lists the containers)") from None
+    start = since_time(since)
+    label = since or f"start ({container.attrs['State'].get('StartedAt', '?')[:19]}Z)"
+    chunks = container.logs(stream=True, timestamps=True, follow=False, since=start)
+    queue = None
+    if container.status == "running":
+        rc, out = exec_text(container, "postqueue -j")
+        queue = out if rc == 0 else None
+    return report.build_facts(name, label, lines_from_chunks(chunks), queue, time.time())
+
+
+@dataclass(frozen=True)
+class BurnInOutcome:
+    """The report of one container, or of two side by side."""
+
+    items: Sequence[tuple[BurnInFacts, Report]]
+
+    @property
+    def exit_code(self) -> int:
+        return report.exit_code_of(r for _, r in self.items)
+
+    def text(self) -> str:
+        if len(self.items) == 1:
+            return report.render_text(*self.items[0])
+        return report.render_table(self.items)
+
+    def to_json(self) -> object:
+        return json.loads(report.render_json(self.items))
+
+
+def run(client: docker.DockerClient, names: Sequence[str], since: str = "") -> BurnInOutcome:
+    """Gather and judge each named container (one or two: production and the parallel one)."""
+    if not 1 <= len(names) <= 2:
+        raise UsageError("name one container, or two to compare side by side (--container a,b)")
+    started = time.monotonic()
+    return BurnInOutcome(
+        [(facts, report.judge(facts, started)) for facts in (gather(client, n, since) for n in names)]
+    )

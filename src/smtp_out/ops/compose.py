@@ -1,0 +1,82 @@
+"""Production as docker-compose defines it: the project and service a container belongs to,
+read from the labels compose put on it, and the two compose commands the rollout runs.
+
+Compose stays the source of truth: the rollout never creates the production container itself.
+It moves the image tag that the compose file names (`image: smtp-out`) and lets
+`docker-compose up -d --no-deps <service>` recreate the container from the compose file. A
+later `docker-compose up -d` then finds a container whose config-hash (which includes the id
+of the image the tag names) matches, and leaves it alone.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import SmtpOutError
+
+LABEL = "com.docker.compose."
+#: docker-compose v1, as Debian packages it.
+COMPOSE = "docker-compose"
+
+
+class ComposeError(SmtpOutError):
+    """Production is not compose-managed, or a compose command failed."""
+
+
+@dataclass(frozen=True)
+class ComposeService:
+    project: str
+    service: str
+    working_dir: Path
+    config_files: tuple[str, ...]
+
+    @classmethod
+    def of(cls, container_name: str, labels: Mapping[str, str]) -> ComposeService:
+        """The compose service `container_name` belongs to, from its labels."""
+        try:
+            return cls(
+                labels[LABEL + "project"],
+                labels[LABEL + "service"],
+                Path(labels[LABEL + "project.working_dir"]),
+                tuple(labels.get(LABEL + "project.config_files", "").split(",")),
+            )
+        except KeyError:
+            raise ComposeError(
+                f"{container_name} is not managed by docker-compose (no {LABEL}project/service/working_dir "
+                "labels): the rollout moves production only through its compose file"
+            ) from None
+
+    def _command(self, *args: str) -> list[str]:
+        binary = shutil.which(COMPOSE)
+        if binary is None:
+            raise ComposeError(f"{COMPOSE} is not installed (scripts/provision-docker.sh installs Debian's)")
+        files = [arg for f in self.config_files if f for arg in ("-f", f)]
+        return [binary, "-p", self.project, *files, *args]
+
+    def run(self, *args: str, timeout: float = 300) -> str:
+        """Run a compose command in the project's directory; its output, or ComposeError."""
+        argv = self._command(*args)
+        try:
+            done = subprocess.run(
+                argv, cwd=self.working_dir, capture_output=True, text=True, timeout=timeout, check=False,
+                env={**os.environ, "COMPOSE_INTERACTIVE_NO_CLI": "1"},
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            raise ComposeError(f"`{' '.join(argv[1:])}` did not finish within {timeout:.0f}s") from None
+        if done.returncode != 0:
+            last = (done.stderr.strip() or done.stdout.strip()).splitlines()[-1:] or ["no output"]
+            raise ComposeError(f"`{' '.join(argv[1:])}` failed (exit {done.returncode}): {last[0]}")
+        return done.stdout
+
+    def up(self, stop_timeout: int = 30) -> None:
+        """Recreate the service from the compose file if its configuration (or its image) changed."""
+        self.run("up", "-d", "--no-deps", "--no-build", "-t", str(stop_timeout), self.service)
+
+    def config_hash(self) -> str:
+        """The config-hash compose would give the service's container now."""
+        return self.run("config", f"--hash={self.service}").split()[-1]
