@@ -174,3 +174,168 @@ def pins(c: Context, update: bool = False, json: bool = False) -> None:
     specs = images.discover()
     images.ensure_base_images(client, specs, cli.progress)
     cli.show(apt_pins.check(client, [s.dockerfile for s in specs], update=update), json)
+
+
+# --- the rollout (README: "Rolling out a new image") --------------------------------------
+
+_CHECK_HELP = {
+    "host": "address the relay's port is published on (default 127.0.0.1)",
+    "ca": "CA bundle to verify STARTTLS with (default: the system's)",
+    "resolver": "DNS server to read the published DKIM key from (default: the system's)",
+    "json": "print JSON",
+}
+
+
+def _path(value: str) -> Path | None:
+    return Path(value) if value else None
+
+
+@task(
+    help={
+        "production": "the production container to copy (default smtp-out)",
+        "name": "name of the parallel container (default smtp-out-new)",
+        "image": "image to run (default: the new build that moved production's tag, or <repo>:candidate)",
+        "queue_dir": "fresh queue directory (default: production's queue directory + '-new')",
+        "port": "127.0.0.1 port to publish 587 on (default 1588)",
+        **_CHECK_HELP,
+    }
+)
+def deploy_parallel(
+    c: Context,
+    *,
+    production: str = "smtp-out",
+    name: str = "smtp-out-new",
+    image: str = "",
+    queue_dir: str = "",
+    port: int = 1588,
+    host: str = "127.0.0.1",
+    ca: str = "",
+    resolver: str = "",
+    json: bool = False,
+) -> None:
+    """Start the new image beside production (Phase 2) and check it: healthy, smoke test, DKIM canary."""
+    from smtp_out.ops import parallel
+
+    outcome = parallel.deploy_parallel(
+        engine.client(), production=production, name=name, image=image or None, queue_dir=_path(queue_dir),
+        host=host, port=port, ca=_path(ca), resolver=resolver or None, progress=cli.progress,
+    )  # fmt: skip
+    cli.show(outcome, json)
+
+
+@task(
+    help={
+        "container": "relay to send the canary through (default smtp-out)",
+        "port": "host port its 587 is published on (default 1587)",
+        "to": "release the checked message to this address (default: delete it)",
+        **_CHECK_HELP,
+    }
+)
+def canary(
+    c: Context,
+    *,
+    container: str = "smtp-out",
+    port: int = 1587,
+    host: str = "127.0.0.1",
+    to: str = "",
+    ca: str = "",
+    resolver: str = "",
+    json: bool = False,
+) -> None:
+    """DKIM canary: submit, hold, verify against the key published in DNS, then release or delete."""
+    from smtp_out.ops import canary as dkim_canary  # this task's name shadows the module
+
+    cli.show(
+        dkim_canary.run(engine.client(), container, host=host, port=port, to=to or None,
+                        resolver=resolver or None, ca=_path(ca)),
+        json,
+    )  # fmt: skip
+
+
+@task(
+    help={
+        "container": "one container, or two to compare side by side: smtp-out,smtp-out-new",
+        "since": "from when: a duration back (24h, 7d) or a time (2026-11-25T08:00:00Z); default: its start",
+        "json": "print JSON (for cron)",
+    }
+)
+def report(c: Context, container: str = "smtp-out", since: str = "", json: bool = False) -> None:
+    """Burn-in report: deliveries, signing, refusals, TLS and milter failures, queue; exit 1 on a red flag."""
+    from smtp_out.ops import burnin
+
+    cli.show(burnin.run(engine.client(), [n for n in container.split(",") if n], since), json)
+
+
+@task(
+    help={
+        "production": "production container (default smtp-out), managed by docker-compose",
+        "parallel": "the parallel container that passed its burn-in (default smtp-out-new)",
+        "port": "production's published port (default 1587)",
+        "parallel_port": "the parallel container's published port (default 1588)",
+        "since": "start of the burn-in window for its report (default: the parallel container's start)",
+        **_CHECK_HELP,
+    }
+)
+def cutover(
+    c: Context,
+    *,
+    production: str = "smtp-out",
+    parallel: str = "smtp-out-new",
+    port: int = 1587,
+    parallel_port: int = 1588,
+    since: str = "",
+    host: str = "127.0.0.1",
+    ca: str = "",
+    resolver: str = "",
+    json: bool = False,
+) -> None:
+    """Move production onto the tested image (Phase 6); on any failure roll back by itself and exit 1."""
+    from smtp_out.ops import cutover as rollout
+
+    target = rollout.Target(host, port, _path(ca), resolver or None)
+    outcome = rollout.cutover(
+        engine.client(), production=production, parallel=parallel, parallel_port=parallel_port,
+        since=since, target=target, progress=cli.progress,
+    )  # fmt: skip
+    cli.show(outcome, json)
+
+
+@task(
+    help={
+        "production": "production container (default smtp-out)",
+        "to": "rollback point (rollback-<time>; default: the newest)",
+        "port": "production's published port (default 1587)",
+        **_CHECK_HELP,
+    }
+)
+def rollback(
+    c: Context,
+    *,
+    production: str = "smtp-out",
+    to: str = "",
+    port: int = 1587,
+    host: str = "127.0.0.1",
+    ca: str = "",
+    resolver: str = "",
+    json: bool = False,
+) -> None:
+    """Roll production back to a rollback point, queue intact, verified like a cutover."""
+    from smtp_out.ops import cutover as rollout
+
+    target = rollout.Target(host, port, _path(ca), resolver or None)
+    cli.show(rollout.rollback(engine.client(), production=production, to=to, target=target,
+                              progress=cli.progress), json)  # fmt: skip
+
+
+@task(
+    help={
+        "production": "production container (default smtp-out)",
+        "keep": "rollback points to keep (default 3)",
+        "json": "print JSON",
+    }
+)
+def cleanup(c: Context, production: str = "smtp-out", keep: int = 3, json: bool = False) -> None:
+    """Phase 7: remove stopped parallel containers and their queues (only when empty), old rollback points."""
+    from smtp_out.ops import cleanup as phase7
+
+    cli.show(phase7.cleanup(engine.client(), production=production, keep=keep), json)

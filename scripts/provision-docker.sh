@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Make a Docker engine available on a bare Debian machine.
 #
-# - Does nothing when `docker info` already answers.
+# - Installs Debian's docker-compose (v1) when it is missing: production is defined by a compose
+#   file, and the rollout tasks and their tests drive it.
+# - Starts nothing when `docker info` already answers.
 # - Installs Debian's docker.io (and iptables) when dockerd is missing.
 # - Starts dockerd in the background, waits (bounded) until it answers, and records
 #   its PID in $DOCKERD_PIDFILE so that the caller (.ci/run) can stop what it started.
@@ -15,18 +17,21 @@ DOCKERD_PIDFILE="${DOCKERD_PIDFILE:-/tmp/smtp-out-dockerd.pid}"
 DOCKERD_LOG="${DOCKERD_LOG:-/tmp/smtp-out-dockerd.log}"
 DOCKERD_WAIT_SECONDS="${DOCKERD_WAIT_SECONDS:-60}"
 
+install_debian_packages() {
+  [ "$(id -u)" -eq 0 ] || die "$* not installed and this is not root: install Debian's $*"
+  log "Installing Debian's $*"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+command -v docker-compose >/dev/null 2>&1 || install_debian_packages docker-compose
+
 if docker_ready; then
   log "Docker engine already answers; nothing to start"
   exit 0
 fi
 
-if ! command -v dockerd >/dev/null 2>&1; then
-  [ "$(id -u)" -eq 0 ] || die "dockerd is not installed and this is not root: install Debian's docker.io"
-  log "Installing Debian's docker.io"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    docker.io iptables ca-certificates >/dev/null
-fi
+command -v dockerd >/dev/null 2>&1 || install_debian_packages docker.io iptables ca-certificates
 command -v docker >/dev/null 2>&1 || die "docker CLI missing after install"
 
 log "Starting dockerd (log: $DOCKERD_LOG)"

@@ -259,6 +259,32 @@ def wait_for_health(container: Container, want: str, timeout: float = 60.0, inte
     )
 
 
+def wait_healthy(container: Container, timeout: float = 60.0, interval: float = 0.2) -> None:
+    """Poll until the healthcheck says healthy. Fails fast (ContainerExited, with its last log
+    line) when the container exits or its restart policy restarts it: it will not get healthy."""
+    restarts = int(container.attrs.get("RestartCount", 0))
+    state = "none"
+
+    def probe() -> bool | None:
+        nonlocal state
+        state = health(container)
+        s = container.attrs.get("State", {})
+        if (
+            s.get("Status") in ("exited", "dead")
+            or s.get("Restarting")
+            or int(container.attrs.get("RestartCount", 0)) > restarts
+        ):
+            raise ContainerExited(str(container.name), int(s.get("ExitCode", -1)), logs(container))
+        return True if state == "healthy" else None
+
+    poll(
+        probe,
+        timeout=timeout,
+        interval=interval,
+        seen=lambda: f"{container.name}: health is {state!r}, not 'healthy', after {timeout:.0f}s",
+    )
+
+
 def exit_code_of(container: Container) -> int:
     return int(container.attrs.get("State", {}).get("ExitCode", -1))
 

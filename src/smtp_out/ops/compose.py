@@ -73,9 +73,11 @@ class ComposeService:
             raise ComposeError(f"`{' '.join(argv[1:])}` failed (exit {done.returncode}): {last[0]}")
         return done.stdout
 
-    def up(self, stop_timeout: int = 30) -> None:
-        """Recreate the service from the compose file if its configuration (or its image) changed."""
-        self.run("up", "-d", "--no-deps", "--no-build", "-t", str(stop_timeout), self.service)
+    def up(self, stop_timeout: int = 30, *, force_recreate: bool = False) -> None:
+        """Recreate the service from the compose file if its configuration (or its image) changed,
+        or whatever changed with `force_recreate`."""
+        force = ["--force-recreate"] if force_recreate else []
+        self.run("up", "-d", "--no-deps", "--no-build", *force, "-t", str(stop_timeout), self.service)
 
     def config_hash(self) -> str:
         """The config-hash compose would give the service's container now."""

@@ -206,9 +206,8 @@ def deploy_parallel(
         progress(line)
 
     prod = ContainerConfig.of(client, running(client, production))
-    step(
-        f"[1/6] read {production}: image {prod.image} ({short(prod.image_id)}), {len(prod.networks)} network(s)"
-    )
+    nets = len(prod.networks)
+    step(f"[1/6] read {production}: image {prod.image} ({short(prod.image_id)}), {nets} network(s)")
     candidate = choose_candidate(client, prod, image)
     restored = f"; {tag_of(prod.image)} names production's image again" if candidate.tag_restored else ""
     step(f"[2/6] image under test {candidate.ref} ({short(candidate.image_id)}){restored}")

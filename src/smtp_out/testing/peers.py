@@ -34,7 +34,7 @@ class Zone:
 
     hosts: Mapping[str, tuple[str, str | None]]  # name -> (IPv4, IPv6 or None)
     mx: Mapping[str, str]  # mail domain -> MX host name
-    txt: Mapping[str, str] = field(default_factory=dict)  # name -> value (split into 255-byte strings)
+    txt: Mapping[str, str] = field(default_factory=dict)  # name -> value
     ptr: Mapping[str, str] = field(default_factory=dict)  # IPv4 -> name
 
     def dnsmasq_command(self, listen: str) -> list[str]:
@@ -47,8 +47,9 @@ class Zone:
         for domain, host in self.mx.items():
             cmd.append(f"--mx-host={domain},{host},10")
         for name, value in self.txt.items():
-            strings = ",".join(f'"{value[i : i + 255]}"' for i in range(0, len(value), 255))
-            cmd.append(f"--txt-record={name},{strings}")
+            # one string, unquoted: dnsmasq (no shell in between) would keep quotes, split at
+            # commas (a DKIM record has none) and splits long values into 255-byte strings itself
+            cmd.append(f"--txt-record={name},{value}")
         for ip, name in self.ptr.items():
             cmd.append(f"--ptr-record={'.'.join(reversed(ip.split('.')))}.in-addr.arpa,{name}")
         return cmd

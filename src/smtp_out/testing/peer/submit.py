@@ -33,6 +33,8 @@ def build(args: argparse.Namespace, i: int, rcpt: str) -> bytes:
     msg["Date"] = formatdate()
     msg["Message-ID"] = f"<{uuid.uuid4().hex}@feedsubscription.com>"
     msg["X-Test-Seq"] = str(i)
+    if args.run:
+        msg["X-Test-Run"] = args.run
     msg.set_content(f"Message {i} of the smtp-out tests.\n" + "x" * args.body_bytes + "\n")
     return msg.as_bytes()
 
@@ -51,7 +53,20 @@ def main() -> None:
     p.add_argument("--no-tls", action="store_true")
     p.add_argument("--body-bytes", type=int, default=200)
     p.add_argument("--per-connection", type=int, default=50, help="messages per SMTP session")
+    p.add_argument("--run", default="", help="X-Test-Run header, to tell runs apart at the sink")
+    p.add_argument(
+        "--interval", type=float, default=0.0, help="seconds between messages (one connection each)"
+    )
+    p.add_argument(
+        "--retry-for",
+        type=float,
+        default=0.0,
+        help="retry a message refused with 4xx or a failed connection for up to this many seconds",
+    )
     args = p.parse_args()
+    if args.interval or args.retry_for:
+        paced(args)
+        return
 
     ctx = ssl.create_default_context(cafile=args.ca)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -116,6 +131,65 @@ def main() -> None:
     results.sort(key=lambda r: int(r["seq"]))  # type: ignore[arg-type]
     accepted = sum(1 for r in results if r["code"] == 250)
     print(json.dumps({"elapsed": elapsed, "accepted": accepted, "tls": sorted(tls_seen), "results": results}))
+
+
+def paced(args: argparse.Namespace) -> None:
+    """One message every --interval seconds, each on its own connection, retried as a real client
+    would (4xx, refused or dropped connections) every 0.1 s for up to --retry-for seconds."""
+    ctx = ssl.create_default_context(cafile=args.ca)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    results = []
+    started = time.monotonic()
+    for i in range(args.count):
+        rcpt = args.to[i % len(args.to)]
+        first = time.time()
+        deadline = time.monotonic() + args.retry_for
+        attempts = refused = tempfailed = 0
+        while True:
+            attempts += 1
+            try:
+                with Client(args.host, args.port, args.tls_name, 10) as smtp:
+                    smtp.ehlo()
+                    smtp.starttls(context=ctx)
+                    smtp.ehlo()
+                    code, reply = smtp.mail(args.sender)
+                    if code == 250:
+                        code, reply = smtp.rcpt(rcpt)
+                    if code in (250, 251):
+                        code, reply = smtp.data(build(args, i, rcpt))
+                    text = reply.decode("utf-8", "replace")
+            except smtplib.SMTPResponseException as exc:
+                code, text = exc.smtp_code, exc.smtp_error.decode("utf-8", "replace")
+            except (OSError, smtplib.SMTPException) as exc:
+                code, text = 0, f"{type(exc).__name__}: {exc}"
+            if code == 250 or 500 <= code < 600 or time.monotonic() > deadline:
+                break
+            refused += code == 0
+            tempfailed += 400 <= code < 500
+            time.sleep(0.1)
+        queue_id = text.rsplit("queued as ", 1)[1].strip() if "queued as " in text else None
+        results.append(
+            {
+                "seq": i,
+                "rcpt": rcpt,
+                "code": code,
+                "reply": text,
+                "queue_id": queue_id,
+                "attempts": attempts,
+                "refused": refused,
+                "tempfailed": tempfailed,
+                "first": first,
+                "done": time.time(),
+                "latency": time.time() - first,
+            }
+        )
+        time.sleep(max(0.0, args.interval - (time.time() - first)))
+    accepted = sum(1 for r in results if r["code"] == 250)
+    print(
+        json.dumps(
+            {"elapsed": time.monotonic() - started, "accepted": accepted, "tls": [], "results": results}
+        )
+    )
 
 
 if __name__ == "__main__":

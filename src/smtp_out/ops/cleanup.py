@@ -1,0 +1,82 @@
+"""cleanup (the spec's Phase 7): remove what the rollout left, never a message.
+
+Stopped parallel containers go, with their queue directory, only when no message remains in it
+(a running one is left alone: stop it, or cut over, first). Rollback points beyond the newest
+`keep` go: their image tag (the image itself once nothing uses it), record and queue backup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import docker
+
+from ..engine.config import mounted_at
+from ..engine.containers import logs
+from ..engine.files import MOUNT, mounted
+from .compose import ComposeService
+from .parallel import ROLE, SPOOL
+from .queue_archive import MESSAGE_DIRS
+from .rollback_points import forget, points, state_dir
+
+Progress = Callable[[str], None]
+COUNT = f"cd {MOUNT} && find {' '.join(sorted(MESSAGE_DIRS))} -type f 2>/dev/null | wc -l"
+
+
+def messages_in(client: docker.DockerClient, image: str, folder: Path) -> int:
+    """How many messages a queue directory holds, counted as root by the engine."""
+    with mounted(client, image, folder, read_only=True, command=COUNT) as container:
+        return int(logs(container).split()[-1])
+
+
+def remove_queue_dir(client: docker.DockerClient, image: str, folder: Path) -> None:
+    """Empty `folder` as root through the engine (Postfix owns what is in it), then remove it."""
+    with mounted(client, image, folder, read_only=False, command=f"find {MOUNT} -mindepth 1 -delete"):
+        pass
+    folder.rmdir()
+
+
+@dataclass
+class CleanupOutcome:
+    removed: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+    exit_code: int = 0
+
+    def text(self) -> str:
+        lines = [f"removed {item}" for item in self.removed] + [f"kept {item}" for item in self.kept]
+        return "\n".join(lines or ["nothing to clean up"])
+
+    def to_json(self) -> dict[str, object]:
+        return {"removed": self.removed, "kept": self.kept}
+
+
+def cleanup(client: docker.DockerClient, *, production: str = "smtp-out", keep: int = 3) -> CleanupOutcome:
+    out = CleanupOutcome()
+    for c in client.containers.list(all=True, filters={"label": f"{ROLE}=parallel"}):
+        if c.status == "running":
+            out.kept.append(f"{c.name}: running (stop it, or cut over, first)")
+            continue
+        queue_dir = mounted_at(c, SPOOL)
+        image = str(c.attrs["Image"])
+        if queue_dir is not None and Path(queue_dir).exists():
+            if n := messages_in(client, image, Path(queue_dir)):
+                out.kept.append(f"{c.name} and {queue_dir}: {n} message(s) still queued there")
+                continue
+            c.remove()
+            remove_queue_dir(client, image, Path(queue_dir))
+            out.removed += [f"container {c.name}", f"queue directory {queue_dir}"]
+        else:
+            c.remove()
+            out.removed.append(f"container {c.name}")
+    try:
+        labels = client.containers.get(production).labels
+    except docker.errors.NotFound:
+        return out
+    folder = state_dir(ComposeService.of(production, labels))
+    for point in points(folder)[keep:]:
+        forget(client, point, folder)
+        out.removed.append(f"rollback point {point.name} ({point.tag})")
+    out.kept += [f"rollback point {p.name} ({p.tag})" for p in points(folder)]
+    return out

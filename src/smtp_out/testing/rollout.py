@@ -1,0 +1,242 @@
+"""A hermetic copy of production as docker-compose runs it, for the rollout tests and benchmarks.
+
+    prod     10.5.5.0/24 (--internal)   resolver .53, sink MX .25, slow MX .26 (down until
+                                        started: its mail is deferred), the app .100, and the
+                                        relays (by name: production answers to `smtp-out`)
+    publish  192.168.251.0/24           a bridge with IP masquerading off: only for publishing
+                                        127.0.0.1:1587 / 1588; nothing is routed out
+
+Production is started by `docker-compose up -d` from a compose file shaped like the spec's
+smtp-out service (container_name, `image: <repo>`, restart: always, bind-mounted queue and
+secrets, 127.0.0.1:1587:587, dns: the test resolver). The resolver publishes the DKIM key of the
+run's material at mail._domainkey.feedsubscription.com, so the canary checks against DNS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import tarfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+from docker.types import IPAMConfig, IPAMPool
+
+from .. import IMAGE, LABEL
+from ..dkim import DKIM_DOMAIN, DKIM_SELECTOR
+from ..engine.containers import unique
+from ..engine.networks import create_internal_network, remove_network
+from ..material import Material
+from ..ops.compose import ComposeService
+from .network import FAST_RETRY, MAIL_DOMAINS
+from .peers import SINK_HOST, SubmitResult, Zone, start_peer, submit_from
+from .sink import Sink
+
+PROD_SUBNET, PUBLISH_SUBNET = "10.5.5.0/24", "192.168.251.0/24"
+DNS_IP, SINK_IP, SLOW_SINK_IP, APP_IP = "10.5.5.53", "10.5.5.25", "10.5.5.26", "10.5.5.100"
+#: Mail to this domain waits in the queue until the slow MX is started.
+SLOW_DOMAIN, SLOW_HOST = "slow.example", "mx2.sink.test"
+PRODUCTION_PORT, PARALLEL_PORT = 1587, 1588
+SERVICE = "smtp-out"
+
+COMPOSE_FILE = """\
+version: "2.4"
+services:
+  {service}:
+    container_name: {container}
+    hostname: smtp-out
+    image: {repo}
+    restart: always
+    ports: ['127.0.0.1:{port}:587']
+    volumes:
+      - {keys}:/etc/opendkim/keys:ro
+      - ${{POSTFIX_DIR_ROOT?}}:/var/spool/postfix
+      - {cert}:/etc/postfix/cert/smtp.cert:ro
+      - {key}:/etc/postfix/cert/smtp.key:ro
+    environment:
+      TZ: UTC
+{environment}
+    dns: [{dns}]
+    sysctls:
+      net.ipv6.conf.all.disable_ipv6: 1
+      net.ipv6.conf.default.disable_ipv6: 1
+    logging:
+      driver: json-file
+      options: {{max-size: 10m}}
+    labels:
+      {label}: "1"
+    networks:
+      prod: {{}}
+      publish: {{}}
+networks:
+  prod: {{external: true, name: {prod}}}
+  publish: {{external: true, name: {publish}}}
+"""
+
+
+def zone(material: Material) -> Zone:
+    """Every test mail domain -> the sink; slow.example -> the slow MX; the DKIM key in DNS."""
+    return Zone(
+        hosts={SINK_HOST: (SINK_IP, None), SLOW_HOST: (SLOW_SINK_IP, None)},
+        mx={**dict.fromkeys(MAIL_DOMAINS, SINK_HOST), SLOW_DOMAIN: SLOW_HOST},
+        txt={f"{DKIM_SELECTOR}._domainkey.{DKIM_DOMAIN}": material.dkim.txt_value},
+    )
+
+
+@dataclass
+class Production:
+    """The compose project running production."""
+
+    folder: Path  # the compose project's directory: docker-compose.yml and .env
+    project: str
+    container: str  # container_name
+    repo: str  # the compose file's `image:`
+    queue: Path
+
+    @property
+    def service(self) -> ComposeService:
+        return ComposeService(self.project, SERVICE, self.folder, (str(self.folder / "docker-compose.yml"),))
+
+    def up(self) -> None:
+        self.service.run("up", "-d")
+
+    def down(self) -> None:
+        with contextlib.suppress(Exception):
+            self.service.run("down", "-t", "5")
+
+
+@dataclass
+class RolloutNet:
+    client: docker.DockerClient
+    workdir: Path
+    material: Material
+    prod: str
+    publish: str
+    resolver: Container
+    sink: Container
+    slow_sink: Container
+    app: Container
+
+    @property
+    def delivered(self) -> Sink:
+        return Sink(self.workdir / "sink")
+
+    @property
+    def delivered_slowly(self) -> Sink:
+        return Sink(self.workdir / "sink-slow")
+
+    def production(self, repo: str, *, queue: Path | None = None) -> Production:
+        """Write a compose project for production running `repo` and start it (docker-compose up -d)."""
+        folder = self.workdir / unique("compose")
+        folder.mkdir(parents=True)
+        queue = queue or folder / "postfix-queue"
+        queue.mkdir(parents=True, exist_ok=True)
+        prod = Production(folder, folder.name.replace("-", ""), unique("smtp-out-prod"), repo, queue)
+        env = "\n".join(f"      {k}: {v}" for k, v in FAST_RETRY.items())
+        (folder / "docker-compose.yml").write_text(COMPOSE_FILE.format(
+            service=SERVICE, container=prod.container, repo=repo, port=PRODUCTION_PORT,
+            keys=self.material.keys_dir, cert=self.material.cert, key=self.material.cert_key,
+            environment=env, dns=DNS_IP, label=LABEL, prod=self.prod, publish=self.publish,
+        ))  # fmt: skip
+        (folder / ".env").write_text(f"POSTFIX_DIR_ROOT={queue}\n")
+        prod.up()
+        return prod
+
+    def submit(
+        self, host: str, to: Sequence[str] | str, *, count: int = 1, extra: Sequence[str] = ()
+    ) -> SubmitResult:
+        """Submit from the app, to a relay by its name on the network (as the app does)."""
+        return submit_from(self.app, host, to, count=count, extra=extra)
+
+    def submit_paced(self, host: str, to: Sequence[str] | str, *, count: int, interval: float, run: str,
+                     retry_for: float = 60.0) -> SubmitResult:  # fmt: skip
+        """One message every `interval` s, each retried on 4xx and refused connections."""
+        extra = ["--interval", str(interval), "--retry-for", str(retry_for), "--run", run]
+        return submit_from(self.app, host, to, count=count, extra=extra)
+
+
+def _publish_network(client: docker.DockerClient, name: str) -> str:
+    ipam = IPAMConfig(pool_configs=[IPAMPool(subnet=PUBLISH_SUBNET)])
+    client.networks.create(
+        name, driver="bridge", ipam=ipam, labels={LABEL: "1"},
+        options={"com.docker.network.bridge.enable_ip_masquerade": "false"},
+    )  # fmt: skip
+    return name
+
+
+@contextlib.contextmanager
+def open_rollout_net(client: docker.DockerClient, workdir: Path) -> Iterator[RolloutNet]:
+    """The networks, the resolver, both sinks (the slow one stopped) and the app."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    material = Material.create(workdir / "material")
+    for folder in ("sink", "sink-slow"):
+        (workdir / folder).mkdir(exist_ok=True)
+    prod = create_internal_network(client, unique("smtp-out-rollout"), PROD_SUBNET)
+    publish = client.networks.get(_publish_network(client, unique("smtp-out-publish")))
+    try:
+        prod_name = str(prod.name)
+        store = {"/material": str(material.root)}
+        net = RolloutNet(
+            client, workdir, material, prod_name, str(publish.name),
+            resolver=start_peer(client, "smtp-out-resolver", prod_name, DNS_IP,
+                                command=zone(material).dnsmasq_command(DNS_IP)),
+            sink=start_peer(client, "smtp-out-sink", prod_name, SINK_IP, command=["python3", "/peer/sink.py"],
+                            volumes={str(workdir / "sink"): {"bind": "/sink", "mode": "rw"}}),
+            slow_sink=start_peer(client, "smtp-out-slow-sink", prod_name, SLOW_SINK_IP,
+                                 command=["python3", "/peer/sink.py"],
+                                 volumes={str(workdir / "sink-slow"): {"bind": "/sink", "mode": "rw"}}),
+            app=start_peer(client, "smtp-out-app", prod_name, APP_IP, dns=[DNS_IP],
+                           volumes={src: {"bind": dst, "mode": "ro"} for dst, src in store.items()}),
+        )  # fmt: skip
+        net.slow_sink.stop(timeout=1)
+        yield net
+    finally:
+        remove_network(client, prod)
+        remove_network(client, publish)
+
+
+# --- images for the rollout ----------------------------------------------------------------
+
+
+def variant(
+    client: docker.DockerClient, tag: str, *, base: str = IMAGE, refuse_deferred: bool = False
+) -> str:
+    """An image FROM `base` that differs from it (another id): labelled `tag`; with
+    `refuse_deferred`, one that is healthy on a fresh queue but exits on a queue holding deferred
+    mail, as a build that cannot read production's own queue would. Returns its id."""
+    entrypoint = client.images.get(base).attrs["Config"]["Entrypoint"]
+    dockerfile = f"FROM {base}\nLABEL smtp-out.test.variant={tag.replace(':', '-')}\n"
+    files = {}
+    if refuse_deferred:
+        files["refuse.sh"] = (
+            "#!/bin/bash\n"
+            'if [ -n "$(find /var/spool/postfix/deferred -type f 2>/dev/null | head -n 1)" ]; then\n'
+            '  echo "[smtp-out] ERROR: /var/spool/postfix: deferred mail in a format this build cannot read"'
+            " >&2\n"
+            "  exit 1\nfi\n"
+            f'exec {" ".join(entrypoint)} "$@"\n'
+        )
+        dockerfile += "COPY refuse.sh /usr/local/bin/refuse-old-queue\n"  # mode 755 from the tar
+        dockerfile += 'ENTRYPOINT ["/usr/local/bin/refuse-old-queue"]\n'
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, text in {"Dockerfile": dockerfile, **files}.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o755
+            tar.addfile(info, io.BytesIO(data))
+    buf.seek(0)
+    image, _ = client.images.build(fileobj=buf, custom_context=True, tag=tag, rm=True, labels={LABEL: "1"})
+    return str(image.id)
+
+
+def remove_tags(client: docker.DockerClient, repo: str) -> None:
+    """Remove every tag of `repo` (the images go once no container uses them)."""
+    for image in client.images.list(name=repo):
+        for tag in image.tags:
+            with contextlib.suppress(docker.errors.APIError):
+                client.images.remove(tag)

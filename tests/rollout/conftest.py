@@ -1,0 +1,52 @@
+"""The rollout suite: a compose-managed production stand-in on a hermetic network.
+
+The network is built once for the package; each module starts its own production. Images: the
+relay built from this checkout (`smtp-out`, the new image), and an "old" image that differs from
+it (another id) which production runs at first, tagged <REPO>:latest as its compose file names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import docker
+import pytest
+
+from smtp_out import IMAGE
+from smtp_out.engine import images
+from smtp_out.testing.network import build_peer_image
+from smtp_out.testing.rollout import RolloutNet, open_rollout_net, remove_tags, variant
+
+pytestmark = pytest.mark.docker
+
+#: The repository production's compose file names (`image:`), for the tests only.
+REPO = "smtp-out-it"
+
+
+@pytest.fixture(scope="package")
+def rollout_net(
+    client: docker.DockerClient, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RolloutNet]:
+    images.build_smtp_out(client)
+    build_peer_image(client)
+    with open_rollout_net(client, tmp_path_factory.mktemp("rollout")) as net:
+        yield net
+
+
+@pytest.fixture(scope="package")
+def old_image(client: docker.DockerClient, rollout_net: RolloutNet) -> Iterator[str]:
+    """The image production runs before the rollout: `smtp-out` relabelled (another id)."""
+    image_id = variant(client, f"{REPO}:old", base=IMAGE)
+    yield image_id
+    remove_tags(client, REPO)
+
+
+def reset_tags(client: docker.DockerClient, old_image: str) -> None:
+    """<REPO>:latest names the old image again, and no candidate or rollback tag is left over."""
+    for image in client.images.list(name=REPO):
+        for tag in image.tags:
+            if tag != f"{REPO}:old":
+                with contextlib.suppress(docker.errors.APIError):
+                    client.images.remove(tag)
+    client.images.get(old_image).tag(REPO, "latest")
