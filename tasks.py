@@ -140,19 +140,26 @@ def queue_restore(c: Context, archive: str, target: str, json: bool = False) -> 
         "repeats": "runs per timing figure (default 3)",
         "messages": "messages per load run (default 1000)",
         "concurrency": "comma-separated client connection counts for the load runs (default 1,4,16)",
-        "parts": "comma-separated parts to run: image,startup,checks,load (default all)",
+        "parts": "comma-separated parts to run: image,startup,checks,report,load,rollout (default all)",
+        "burst": "messages in the signed burst after the load runs (default 10000; 0: none)",
     }
 )
 def bench(
-    c: Context, repeats: int = 3, messages: int = 1000, concurrency: str = "1,4,16", parts: str = ""
+    c: Context,
+    *,
+    repeats: int = 3,
+    messages: int = 1000,
+    concurrency: str = "1,4,16",
+    parts: str = "",
+    burst: int = 10_000,
 ) -> None:
-    """Measure build, start-up, checks and load; write bench/results/latest.{md,json,png}."""
+    """Measure build, start-up, checks, report, load and rollout; write bench/results/latest.{md,json,png}."""
     from smtp_out.bench import PARTS, measure, report
 
     concurrencies = cli.parse_int_list("concurrency", concurrency)
     res = measure.run(
         engine.client(), repeats=repeats, load_messages=messages, concurrencies=concurrencies,
-        parts=tuple(p for p in parts.split(",") if p) or PARTS, progress=cli.progress,
+        parts=tuple(p for p in parts.split(",") if p) or PARTS, burst=burst, progress=cli.progress,
     )  # fmt: skip
     paths = report.write(res)
     print(paths["md"].read_text())

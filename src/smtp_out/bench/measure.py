@@ -18,31 +18,26 @@ from pathlib import Path
 import docker
 import docker.errors
 
-from .. import IMAGE, project
+from .. import IMAGE, LABEL, project
 from ..engine import images
 from ..engine.containers import (
     SmtpOutOptions,
-    address,
     removing,
     run_smtp_out,
     unique,
     wait_for_banner,
     wait_for_health,
 )
-from ..engine.networks import internal_network_anywhere
-from ..errors import SmtpOutError
 from ..material import Material
-from ..ops import configtest, smoke
+from ..ops import burnin, configtest, smoke
+from ..ops.logparse import summarise
+from ..ops.synthetic import synthetic_log
+from ..testing.peers import PEER_IMAGE
 from . import DEFAULT_CONCURRENCY, PARTS
 from .load import bench_load
-from .results import Figure, Progress, Results, machine
-
-#: Subnets the start-up benchmark's network may take (the first one free).
-SUBNETS = [f"172.31.{third}.0/24" for third in range(100, 150)]
-
-
-class BenchFailed(SmtpOutError):
-    """A benchmarked command did not do what it should, so its timing means nothing."""
+from .results import BenchFailed, Figure, Progress, Results, machine
+from .rollout import bench_rollout
+from .startup import bench_health_cost, bench_startup
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -80,33 +75,6 @@ def bench_image(client: docker.DockerClient, res: Results, repeats: int, progres
         res.add(Figure("rebuild after editing etc/postfix/virtual", "s", warm, note="layer cache"), progress)
     if images.exists(client, tag):
         client.api.remove_image(tag, force=True)
-
-
-# --- 2. start-up -------------------------------------------------------------------------
-
-
-def bench_startup(
-    client: docker.DockerClient, material: Material, res: Results, repeats: int, p: Progress
-) -> None:
-    banner, healthy = [], []
-    with internal_network_anywhere(client, unique("smtp-out-bench"), SUBNETS) as net:
-        for _ in range(repeats):
-            t = time.perf_counter()
-            c = run_smtp_out(client, SmtpOutOptions(network=str(net.name), material=material))
-            with removing(c):
-                wait_for_banner(c, address(c, str(net.name)), interval=0.02)
-                banner.append(time.perf_counter() - t)
-                wait_for_health(c, "healthy", timeout=60, interval=0.05)
-                healthy.append(time.perf_counter() - t)
-    fig = res.add(Figure("docker run -> 220 banner on 587", "s", banner, target="< 2 s"), p)
-    fig.met = fig.median < 2.0
-    res.add(
-        Figure(
-            "docker run -> healthcheck healthy", "s", healthy,
-            note="first check runs one --interval (5 s) after start: Docker 20.10 has no --start-interval",
-        ),
-        p,
-    )  # fmt: skip
 
 
 # --- 3. checks ---------------------------------------------------------------------------
@@ -166,6 +134,32 @@ def bench_checks(
     v.met = v.median < 2.0
 
 
+# --- 4. the burn-in report on a day of logs ---------------------------------------------
+
+
+def bench_report(client: docker.DockerClient, res: Results, repeats: int, workdir: Path, p: Progress, *,
+                 lines: int = 100_000) -> None:  # fmt: skip
+    """The burn-in report's summariser on `lines` log lines: in memory, and streamed from a
+    container's log through the engine as `invoke report` reads it."""
+    log = list(synthetic_log(lines, timestamps=False))
+    memory = [timed(lambda: summarise(log)) for _ in range(repeats)]
+    fig = res.add(Figure(f"report: summarise {lines:,} log lines", "s", memory), p)
+    fig.note = f"{lines / fig.median:,.0f} lines/s"
+    source = workdir / "day.log"
+    source.write_text("\n".join(log) + "\n")
+    name = unique("smtp-out-bench-log")
+    client.containers.run(
+        PEER_IMAGE, ["sh", "-c", "cat /day.log"], name=name, labels={LABEL: "1"}, network_disabled=True,
+        volumes={str(source): {"bind": "/day.log", "mode": "ro"}},
+    )  # fmt: skip
+    try:
+        streamed = [timed(lambda: burnin.gather(client, name)) for _ in range(repeats)]
+    finally:
+        client.containers.get(name).remove(force=True)
+    fig = res.add(Figure(f"report: {lines:,} lines streamed from a container's log", "s", streamed), p)
+    fig.note = f"{lines / fig.median:,.0f} lines/s through the Docker API"
+
+
 def _must(ok: bool, what: str) -> None:
     if not ok:
         raise BenchFailed(what)
@@ -189,6 +183,7 @@ def run(
     load_messages: int = 1000,
     concurrencies: list[int] | None = None,
     parts: tuple[str, ...] = PARTS,
+    burst: int = 10_000,
     progress: Progress = print,
 ) -> Results:
     """Build the relay image, then run the chosen parts."""
@@ -207,13 +202,23 @@ def run(
         if "startup" in parts:
             progress("start-up: to the 220 banner and to healthy")
             bench_startup(client, material, res, repeats + 2, progress)
+            bench_health_cost(client, material, res, progress)
         if "checks" in parts:
             progress("checks: smoke-test and config-test against the spec's recipes")
             bench_checks(client, material, res, repeats, progress)
+        if "report" in parts:
+            progress("report: the burn-in report on a day of logs")
+            bench_report(client, res, repeats, Path(tmp), progress)
         if "load" in parts:
-            progress(f"load: {load_messages} messages at concurrency {concurrencies}")
+            progress(
+                f"load: {load_messages} messages at concurrency {concurrencies}, then a burst of {burst}"
+            )
             bench_load(
                 client, res, count=load_messages, concurrencies=concurrencies, workdir=Path(tmp), p=progress,
+                burst_count=burst,
             )  # fmt: skip
+        if "rollout" in parts:
+            progress("rollout: cutover and rollback under traffic")
+            bench_rollout(client, res, repeats, Path(tmp), progress)
     res.seconds = time.perf_counter() - t0
     return res

@@ -14,7 +14,13 @@ from typing import Any
 import docker
 import docker.errors
 
+from ..errors import SmtpOutError
+
 Progress = Callable[[str], None]
+
+
+class BenchFailed(SmtpOutError):
+    """A benchmarked command did not do what it should, so its timing means nothing."""
 
 
 @dataclass
@@ -58,12 +64,13 @@ class Results:
         return fig
 
 
-def signing_overhead(load: list[dict[str, Any]]) -> list[tuple[int, float]]:
-    """(concurrency, delivered/s without signing / with signing) for each concurrency."""
+def signing_overhead(load: list[dict[str, Any]], mx: str = "aiosmtpd") -> list[tuple[int, float]]:
+    """(concurrency, delivered/s without signing / with signing) for each concurrency, on `mx`."""
     out = []
-    for conc in sorted({r["concurrency"] for r in load}):
-        on = next(r for r in load if r["concurrency"] == conc and r["signing"])
-        off = next(r for r in load if r["concurrency"] == conc and not r["signing"])
+    rows = [r for r in load if r.get("mx", "aiosmtpd") == mx and r.get("run", "load") == "load"]
+    for conc in sorted({r["concurrency"] for r in rows}):
+        on = next(r for r in rows if r["concurrency"] == conc and r["signing"])
+        off = next(r for r in rows if r["concurrency"] == conc and not r["signing"])
         out.append((conc, off["delivered_per_s"] / on["delivered_per_s"]))
     return out
 

@@ -57,6 +57,7 @@ class SmtpOutOptions:
     sysctls: Mapping[str, str] = field(default_factory=lambda: dict(NO_IPV6))
     extra_volumes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     health_interval_s: float | None = None
+    healthcheck: bool = True  # False: the image's HEALTHCHECK is switched off
     dns: list[str] | None = None
     ports: Mapping[str, Any] | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
@@ -92,7 +93,9 @@ def run_smtp_out(client: docker.DockerClient, opts: SmtpOutOptions) -> Container
         kwargs["dns"] = opts.dns
     if opts.ports:
         kwargs["ports"] = dict(opts.ports)
-    if opts.health_interval_s:
+    if not opts.healthcheck:
+        kwargs["healthcheck"] = {"test": ["NONE"]}
+    elif opts.health_interval_s:
         ns = int(opts.health_interval_s * 1e9)
         kwargs["healthcheck"] = {"interval": ns, "timeout": 3_000_000_000, "retries": 2, "start_period": 0}
     if opts.network:
@@ -259,10 +262,14 @@ def wait_for_health(container: Container, want: str, timeout: float = 60.0, inte
     )
 
 
-def wait_healthy(container: Container, timeout: float = 60.0, interval: float = 0.2) -> None:
+def wait_healthy(
+    container: Container, timeout: float = 60.0, interval: float = 0.2, *, restarts: int | None = None
+) -> None:
     """Poll until the healthcheck says healthy. Fails fast (ContainerExited, with its last log
-    line) when the container exits or its restart policy restarts it: it will not get healthy."""
-    restarts = int(container.attrs.get("RestartCount", 0))
+    line) when the container exits or its restart policy restarts it more than `restarts` times
+    (default: as often as it had when the wait began): it will not get healthy."""
+    if restarts is None:
+        restarts = int(container.attrs.get("RestartCount", 0))
     state = "none"
 
     def probe() -> bool | None:

@@ -144,7 +144,7 @@ def _verify(
     if container.attrs["Image"] != image_id:
         raise StepFailed("verify", f"{name} runs {short(container.attrs['Image'])}, not {short(image_id)}")
     try:
-        wait_healthy(container, timeout=t.health_timeout)
+        wait_healthy(container, timeout=t.health_timeout, restarts=0)  # a new container: none yet
     except (ContainerExited, NotReady) as exc:
         raise StepFailed("verify", str(exc)) from None
     # mail deferred while production was drained: deliver it now, and pick up moved mail at once

@@ -1,0 +1,156 @@
+"""Rollout figures: how long production does not greet during a cutover and a rollback, how long a
+rollback takes, and how many of the app's attempts were refused meanwhile.
+
+On the rollout test network (compose-managed production, the app sending one message every
+100 ms by the service name), a probe on the host connects to 127.0.0.1:1587 every 20 ms and
+waits for the greeting; the outage window is the longest run of failed probes, from the first
+failure to the next 220.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+
+from .. import IMAGE
+from ..engine import images
+from ..engine.containers import wait_healthy
+from ..mail import greet
+from ..ops.cutover import RolloutOutcome, Target, cutover, rollback
+from ..ops.parallel import ROLE, ParallelOutcome, deploy_parallel
+from ..testing.network import build_peer_image
+from ..testing.peers import SubmitResult
+from ..testing.rollout import (
+    DNS_IP,
+    PARALLEL_PORT,
+    PRODUCTION_PORT,
+    RolloutNet,
+    open_rollout_net,
+    remove_tags,
+    variant,
+)
+from .results import BenchFailed, Figure, Progress, Results
+
+REPO = "smtp-out-bench-prod"
+PARALLEL = "smtp-out-bench-new"
+PROBE_INTERVAL = 0.02
+
+
+class Probe:
+    """Greeting probes on a published port every 20 ms, in a thread, while the block runs;
+    afterwards `outage` is the longest run of failed probes (first failure to the next 220)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.samples: list[tuple[float, bool]] = []
+        self.outage = 0.0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Probe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join(timeout=5)
+        began = None
+        for t, ok in self.samples:
+            if not ok and began is None:
+                began = t
+            elif ok and began is not None:
+                self.outage, began = max(self.outage, t - began), None
+
+    def _run(self) -> None:
+        while not self._done.is_set():
+            t = time.monotonic()
+            self.samples.append((t, greet("127.0.0.1", self.port, timeout=1.0).banner.startswith("220")))
+            time.sleep(max(0.0, PROBE_INTERVAL - (time.monotonic() - t)))
+
+
+@dataclass(frozen=True)
+class Round:
+    cutover_outage: float
+    rollback_outage: float
+    rollback_seconds: float
+    refused: int
+
+
+def _quiet(line: str) -> None:
+    """Progress of the rollout steps is not shown in the benchmark."""
+
+
+def _must(outcome: ParallelOutcome | RolloutOutcome) -> None:
+    if outcome.exit_code:
+        raise BenchFailed(outcome.text())
+
+
+def _one_round(client: docker.DockerClient, net: RolloutNet, old: str) -> Round:
+    """A compose-managed production on `old`, a parallel container, a cutover, a rollback."""
+    client.images.get(old).tag(REPO, "latest")
+    prod = net.production(REPO)
+    target = Target(port=PRODUCTION_PORT, ca=net.material.ca, resolver=DNS_IP)
+    try:
+        wait_healthy(client.containers.get(prod.container), timeout=60)
+        _must(
+            deploy_parallel(
+                client, production=prod.container, name=PARALLEL, image=IMAGE, port=PARALLEL_PORT,
+                ca=net.material.ca, resolver=DNS_IP, progress=_quiet,
+            )
+        )  # fmt: skip
+        sent: list[SubmitResult] = []
+
+        def send() -> None:
+            sent.append(
+                net.submit_paced("smtp-out", "reader@example.com", count=150, interval=0.1, run="bench")
+            )
+
+        app = threading.Thread(target=send)
+        app.start()
+        with Probe(PRODUCTION_PORT) as cut:
+            _must(
+                cutover(client, production=prod.container, parallel=PARALLEL, target=target, progress=_quiet)
+            )
+        app.join(timeout=120)
+        started = time.monotonic()
+        with Probe(PRODUCTION_PORT) as back:
+            _must(rollback(client, production=prod.container, target=target, progress=_quiet))
+            seconds = time.monotonic() - started
+        refused = sum(int(r["refused"]) + int(r["tempfailed"]) for r in sent[0].results) if sent else -1
+        return Round(cut.outage, back.outage, seconds, refused)
+    finally:
+        prod.down()
+        for c in client.containers.list(all=True, filters={"label": f"{ROLE}=parallel"}):
+            c.remove(force=True)
+        net.delivered.clear()
+
+
+def bench_rollout(
+    client: docker.DockerClient, res: Results, repeats: int, workdir: Path, p: Progress
+) -> None:
+    images.build_smtp_out(client)
+    build_peer_image(client)
+    rounds = []
+    with open_rollout_net(client, workdir / "rollout") as net:
+        old = variant(client, f"{REPO}:old")
+        try:
+            for _ in range(repeats):
+                rounds.append(_one_round(client, net, old))
+        finally:
+            remove_tags(client, REPO)
+    outage = res.add(Figure("cutover: outage window (no 220 on 127.0.0.1:1587)", "s",
+                            [r.cutover_outage for r in rounds], target="<= 2 s"), p)  # fmt: skip
+    outage.met = outage.median <= 2.0
+    res.add(Figure("rollback: outage window", "s", [r.rollback_outage for r in rounds]), p)
+    seconds = [r.rollback_seconds for r in rounds]
+    note = "drain, compose recreate, healthy, smoke, canary"
+    took = res.add(
+        Figure("rollback: command to verified production", "s", seconds, target="<= 5 s", note=note), p
+    )
+    took.met = took.median <= 5.0
+    refused = [float(r.refused) for r in rounds]
+    res.add(Figure("cutover: app attempts refused (1 message / 100 ms)", "count", refused), p)
