@@ -23,7 +23,9 @@ def build_docker_images(c: Context) -> None:
     """Build every docker-services/*/Dockerfile as an image named after its folder."""
     from smtp_out.engine import images
 
-    images.build_all(engine.client(), cli.progress)
+    client = engine.client()
+    for warning in images.left_behind(client, images.build_all(client, cli.progress)):
+        cli.progress(warning)
 
 
 @task(help={"build": "build the image first (default yes)", "json": "print the report as JSON"})

@@ -139,6 +139,23 @@ def build_all(
     return {spec.tag: build(client, spec, progress) for spec in specs}
 
 
+def left_behind(client: docker.DockerClient, built: dict[str, str]) -> list[str]:
+    """Warnings for running containers created from a tag that a build just moved: compose would
+    recreate them on the new image at the next `docker-compose up -d`."""
+    warnings = []
+    for container in client.containers.list():
+        ref = str(container.attrs["Config"]["Image"])
+        tag = ref.split(":", 1)[0] if ref.endswith(":latest") else ref
+        if tag in built and container.attrs["Image"] != built[tag]:
+            running = str(container.attrs["Image"]).removeprefix("sha256:")[:12]
+            warnings.append(
+                f"WARNING: {container.name} runs {running}, and the tag {ref} now names the new build: a "
+                f"docker-compose up -d would recreate it on that. invoke deploy-parallel tests the new build "
+                f"beside it and puts {ref} back on the image {container.name} runs"
+            )
+    return warnings
+
+
 def build_smtp_out(client: docker.DockerClient, progress: Progress = quiet) -> str:
     """Build the relay image only (base image first); returns its id."""
     return build_all(client, progress, [smtp_out_spec()])[IMAGE]
