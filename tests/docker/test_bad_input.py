@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import docker.errors
 import pytest
 
 from smtp_out.engine.containers import logs, wait_for_exit
@@ -116,3 +117,41 @@ def _assert_stops_with(s: Started, message: str, spool: Path, expect_empty: bool
     assert message in errors[0], errors[0]
     if expect_empty:
         assert list(spool.iterdir()) == [], "the queue directory was written before the input was validated"
+
+
+BAD_ENVIRONMENT = {
+    "injected-parameter": (
+        {"POSTFIX_notify_classes": "bounce\nsmtpd_recipient_restrictions = permit"},
+        "POSTFIX_notify_classes: the value contains a line break or another control character",
+    ),
+    "tz-path": ({"TZ": "../../../etc/passwd"}, "TZ=../../../etc/passwd: not a time zone name"),
+    "tz-unknown": ({"TZ": "Mars/Olympus_Mons"}, "TZ=Mars/Olympus_Mons: not a time zone name"),
+    "wait-command": (
+        {"SMTP_OUT_MILTER_WAIT_SECONDS": "$(touch /tmp/pwned)"},
+        "SMTP_OUT_MILTER_WAIT_SECONDS=\\$\\(touch\\ /tmp/pwned\\): not a whole number of seconds",
+    ),
+    "mynetworks": (
+        {"POSTFIX_mynetworks": "127.0.0.0/8, 10.0.0.0/8, bogus"},
+        "POSTFIX_mynetworks: mynetworks entry 'bogus' is not an address or network",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_ENVIRONMENT))
+def test_a_bad_environment_value_stops_naming_the_variable(
+    smtp_out: Callable[..., Started], spool: Path, case: str
+) -> None:
+    env, message = BAD_ENVIRONMENT[case]
+    s = smtp_out(wait=False, spool=spool, env=env)
+    _assert_stops_with(s, message, spool)
+    with pytest.raises(docker.errors.NotFound):  # shell arithmetic never ran the command
+        s.container.get_archive("/tmp/pwned")
+
+
+def test_lowering_starttls_is_explicit_and_said_in_one_warning_line(smtp_out: Callable[..., Started]) -> None:
+    s = smtp_out(env={"POSTFIX_smtpd_tls_security_level": "may"})
+    warnings = [ln for ln in logs(s.container).splitlines() if ln.startswith("[smtp-out] WARNING:")]
+    assert warnings == [
+        "[smtp-out] WARNING: smtpd_tls_security_level=may (from POSTFIX_smtpd_tls_security_level): "
+        "submission on port 587 accepts mail without STARTTLS; the image default is encrypt"
+    ]

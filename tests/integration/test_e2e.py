@@ -137,6 +137,8 @@ def test_deferred_mail_survives_restart_and_sigkill_and_is_all_delivered(net: Te
     assert len(net.queue_ids()) == 6
     net.relay.kill()  # SIGKILL: no clean shutdown
     net.relay.wait(timeout=10)
+    assert net.spool is not None
+    assert (net.spool / "opendkim" / "opendkim.sock").is_socket(), "SIGKILL leaves OpenDKIM's socket behind"
     net.relay.start()
     wait_for_banner(net.relay, SMTP_OUT_IP)
     assert len(net.queue_ids()) == 6

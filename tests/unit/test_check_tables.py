@@ -18,14 +18,13 @@ smtp_address_preference = ipv4
 myhostname = feedsubscription.com
 virtual_alias_domains = feedsubscription.com
 transport_maps = texthash:/etc/postfix/transport
-smtpd_milters = inet:127.0.0.1:8891
+smtpd_milters = unix:/opendkim/opendkim.sock
 milter_default_action = tempfail
 queue_directory = /var/spool/postfix"""
 
-NETSTAT = """Active Internet connections (only servers)
-Proto Recv-Q Send-Q Local Address           Foreign Address         State
-tcp        0      0 0.0.0.0:587             0.0.0.0:*               LISTEN
-tcp        0      0 127.0.0.1:8891          0.0.0.0:*               LISTEN"""
+MILTER = (
+    "unix  2      [ ACC ]     STREAM     LISTENING     41870    /var/spool/postfix/opendkim/opendkim.sock"
+)
 
 
 def healthy_smoke() -> smoke.SmokeFacts:
@@ -36,7 +35,7 @@ def healthy_smoke() -> smoke.SmokeFacts:
         sections={
             "master": Section(0, "1"),
             "opendkim": Section(0, "57"),
-            "listeners": Section(0, NETSTAT),
+            "milter": Section(0, MILTER),
             "postconf": Section(0, POSTCONF),
             "queue": Section(0, "/var/spool/postfix"),
             "selector": Section(0, "Selector                mail"),
@@ -68,8 +67,16 @@ def test_a_healthy_container_passes_every_smoke_check() -> None:
         (lambda f: with_section(f, "opendkim", Section(1, "")), {"OpenDKIM process"}),
         (lambda f: with_section(f, "master", Section(1, "")), {"Postfix master process"}),
         (
-            lambda f: with_section(f, "listeners", Section(0, NETSTAT.rsplit("\n", 1)[0])),
-            {"OpenDKIM milter socket (8891)"},
+            lambda f: with_section(
+                f, "milter", Section(0, "nothing listens at /var/spool/postfix/opendkim/opendkim.sock")
+            ),
+            {"OpenDKIM milter socket"},
+        ),
+        (
+            lambda f: with_section(
+                f, "postconf", Section(0, POSTCONF.replace("unix:/opendkim/opendkim.sock", ""))
+            ),
+            {"DKIM milter configured"},
         ),
         (lambda f: dataclasses.replace(f, health="unhealthy"), {"Healthcheck healthy"}),
         (

@@ -1,4 +1,4 @@
-"""A sink MX: accepts every message on port 25 and stores it in /sink.
+"""A sink MX: accepts every message on port 25 (but for recipients reject*@...) and stores it in /sink.
 
 Each message becomes <n>.eml (the bytes received) and <n>.json (arrival time, peer,
 envelope), written to a temporary name and renamed, so readers never see half a file.
@@ -20,6 +20,13 @@ _counter = itertools.count(1)
 
 
 class Store:
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        """Recipients whose local part starts with "reject" are refused, so the relay must bounce."""
+        if address.split("@")[0].startswith("reject"):
+            return "550 5.1.1 No such user here (the sink refuses reject* recipients)"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server, session, envelope):
         n = f"{time.time_ns()}-{next(_counter):06d}"
         meta = {

@@ -27,7 +27,9 @@ class Client(smtplib.SMTP):
 
 def build(args: argparse.Namespace, i: int, rcpt: str) -> bytes:
     msg = EmailMessage()
-    msg["From"] = args.sender
+    header_from = args.sender if args.from_header is None else args.from_header
+    if header_from:
+        msg["From"] = header_from
     msg["To"] = rcpt
     msg["Subject"] = f"{args.subject} {i}"
     msg["Date"] = formatdate()
@@ -46,7 +48,8 @@ def main() -> None:
     p.add_argument("--to", action="append", required=True, help="recipient; repeat to cycle")
     p.add_argument("--count", type=int, default=1)
     p.add_argument("--concurrency", type=int, default=1)
-    p.add_argument("--sender", default="newsletter@feedsubscription.com")
+    p.add_argument("--sender", default="newsletter@feedsubscription.com", help="envelope sender (and From:)")
+    p.add_argument("--from-header", default=None, help="the From: header instead of the sender ('': none)")
     p.add_argument("--subject", default="smtp-out test")
     p.add_argument("--ca", default="/material/ca.pem")
     p.add_argument("--tls-name", default="feedsubscription.com")
