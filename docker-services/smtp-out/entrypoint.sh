@@ -11,6 +11,11 @@
 # Any bad input stops the container with one "[smtp-out] ERROR:" line naming the file.
 set -euo pipefail
 
+SMTP_OUT_HOME="${BASH_SOURCE[0]%/*}"
+[ "$SMTP_OUT_HOME" != "${BASH_SOURCE[0]}" ] || SMTP_OUT_HOME=.
+# shellcheck source-path=SCRIPTDIR
+source "$SMTP_OUT_HOME/smtp-out-lib.sh" # SPOOL, running, tcp_listening, ...
+
 POSTFIX_DIR=/etc/postfix
 MAIN_CF_DIST="$POSTFIX_DIR/main.cf.dist"        # Debian's main.cf, saved at build time
 OVERRIDE="${SMTP_OUT_OVERRIDE:-$POSTFIX_DIR/main.cf.override}"
@@ -22,7 +27,8 @@ DKIM_RUN=/run/opendkim                           # OpenDKIM's own copies and run
 MILTER_HOST=127.0.0.1
 MILTER_PORT=8891
 MILTER_WAIT_SECONDS="${SMTP_OUT_MILTER_WAIT_SECONDS:-10}"
-SPOOL=/var/spool/postfix
+# Postfix's queue directories (as in postfix-files): pid belongs to root, the rest to postfix.
+QUEUE_DIRS=(active bounce corrupt defer deferred flush hold incoming maildrop pid private public saved trace)
 
 log() { printf '[smtp-out] %s\n' "$*" >&2; }
 fail() { log "ERROR: $*"; exit 1; }
@@ -208,19 +214,12 @@ prepare_opendkim() {
   [ "${PIPESTATUS[0]}" -eq 0 ] || fail "$DKIM_CONF: opendkim rejects the configuration (see above)"
 }
 
-# True when something listens on 127.0.0.1:PORT (reads /proc: no tools, no connection).
-listening() {
-  local port_hex
-  port_hex=$(printf '%04X' "$1")
-  awk -v p=":$port_hex" '$4 == "0A" && ($2 ~ p "$") { found = 1 } END { exit !found }' /proc/net/tcp
-}
-
 start_opendkim() {
   rm -f /var/run/opendkim/opendkim.pid
   log "Starting opendkim"
   opendkim -x "$DKIM_RUN/opendkim.conf" || fail "$DKIM_RUN/opendkim.conf: opendkim did not start"
   local deadline=$((SECONDS + MILTER_WAIT_SECONDS))
-  until listening "$MILTER_PORT"; do
+  until tcp_listening "$MILTER_PORT"; do
     [ "$SECONDS" -lt "$deadline" ] \
       || fail "opendkim did not listen on $MILTER_HOST:$MILTER_PORT within ${MILTER_WAIT_SECONDS}s (Socket in $DKIM_CONF)"
     sleep 0.05
@@ -271,8 +270,8 @@ prepare_spool() {
   # Queue files and directories owned by another image's postfix user (the Alpine queue):
   # give them to this image's. A fresh queue needs nothing: Postfix creates what is missing.
   local queue_dirs=() dir out
-  for dir in active bounce corrupt defer deferred flush hold incoming maildrop private public saved trace; do
-    [ -e "$SPOOL/$dir" ] && queue_dirs+=("$SPOOL/$dir")
+  for dir in "${QUEUE_DIRS[@]}"; do
+    [ "$dir" != pid ] && [ -e "$SPOOL/$dir" ] && queue_dirs+=("$SPOOL/$dir")
   done
   if [ "${#queue_dirs[@]}" -gt 0 ] && [ -n "$(find "${queue_dirs[@]}" ! -user postfix -print -quit)" ]; then
     log "Fixing ownership of queue files left by another image (postfix set-permissions)"
@@ -287,7 +286,7 @@ prepare_spool() {
 # refuses: Postfix would not start. Run the check first, logging through syslog (the relay).
 check_queue_structure() {
   local conf=/run/postfix-precheck dir
-  for dir in active bounce corrupt defer deferred flush hold incoming maildrop pid private public saved trace; do
+  for dir in "${QUEUE_DIRS[@]}"; do
     if [ ! -d "$SPOOL/$dir" ]; then # a new queue: create what Postfix's own start would
       "$(postconf -h daemon_directory)/post-install" config_directory="$POSTFIX_DIR" \
         meta_directory="$(postconf -h meta_directory)" create-missing \
@@ -303,10 +302,6 @@ check_queue_structure() {
   postsuper -c "$conf" || fail "$SPOOL: postsuper's queue structure check failed (see the lines above)"
 }
 
-add_app_host() {
-  grep -qE '^10\.5\.5\.100[[:space:]]+app([[:space:]]|$)' /etc/hosts || printf '10.5.5.100 app\n' >>/etc/hosts
-}
-
 main() {
   build_main_cf
   local domain
@@ -316,7 +311,6 @@ main() {
   prepare_opendkim
 
   # Inputs are valid: from here on the queue directory may be written.
-  add_app_host
   prepare_spool
   start_log_relay
   check_queue_structure

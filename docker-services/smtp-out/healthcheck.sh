@@ -1,29 +1,24 @@
 #!/usr/bin/env bash
-# Docker HEALTHCHECK for smtp-out. Quiet by design: reads /proc instead of opening an SMTP
-# session, so nothing reaches the mail log. Healthy when the Postfix master and OpenDKIM run
-# and something listens on 587 (submission) and 127.0.0.1:8891 (the DKIM milter).
+# Docker HEALTHCHECK for smtp-out. Quiet by design: reads /proc and main.cf instead of opening an
+# SMTP session, so nothing reaches the mail log, and forks nothing. Healthy when the Postfix
+# master and OpenDKIM run, something listens on 587 (submission), and the DKIM milter that
+# smtpd_milters names accepts connections.
 set -u
-
-running() { # true when a process with this command name exists
-  local comm
-  for comm in /proc/[0-9]*/comm; do
-    [ "$(cat "$comm" 2>/dev/null)" = "$1" ] && return 0
-  done
-  return 1
-}
-
-listening() { # true when a TCP socket listens on PORT (IPv4 or IPv6)
-  local port_hex
-  port_hex=$(printf '%04X' "$1")
-  awk -v p=":$port_hex" '$4 == "0A" && ($2 ~ p "$") { found = 1 } END { exit !found }' \
-    /proc/net/tcp /proc/net/tcp6 2>/dev/null
-}
+here="${BASH_SOURCE[0]%/*}"
+[ "$here" != "${BASH_SOURCE[0]}" ] || here=.
+# shellcheck source-path=SCRIPTDIR
+source "$here/smtp-out-lib.sh"
 
 problems=()
 running master || problems+=("postfix master not running")
 running opendkim || problems+=("opendkim not running")
-listening 587 || problems+=("nothing listens on 587")
-listening 8891 || problems+=("nothing listens on 8891 (DKIM milter)")
+tcp_listening 587 || problems+=("nothing listens on 587")
+milter=""
+if ! main_cf_value smtpd_milters milter || ! milter_endpoint "$milter"; then
+  problems+=("smtpd_milters in $POSTFIX_MAIN_CF names no unix: or inet: milter ('$milter')")
+elif ! milter_listening "$milter"; then
+  problems+=("the DKIM milter $milter does not listen ($MILTER_KIND $MILTER_WHERE)")
+fi
 
 if [ "${#problems[@]}" -gt 0 ]; then
   printf 'unhealthy: %s\n' "$(IFS=';'; printf '%s' "${problems[*]}")"
