@@ -3,8 +3,10 @@
 #
 # Every start does the same work from the same inputs, so a restart (restart: always) ends
 # in the same state as the first start:
-#   1. validate the inputs (keys, certificate, configuration) without touching the queue;
-#   2. rebuild main.cf from Debian's stock copy + main.cf.override + POSTFIX_* variables;
+#   1. rebuild main.cf from Debian's stock copy + main.cf.override + POSTFIX_* variables, and
+#      validate the result, the certificate and the DKIM key;
+#   2. generate the tables that follow myhostname (OpenDKIM's KeyTable and SigningTable,
+#      submission's From: policy) and OpenDKIM's runtime configuration;
 #   3. prepare the Postfix chroot inside the (mounted) queue directory;
 #   4. start the log relay and OpenDKIM, wait (bounded) until the milter socket listens;
 #   5. exec `postfix start-fg`.
@@ -19,6 +21,8 @@ source "$SMTP_OUT_HOME/smtp-out-lib.sh" # SPOOL, running, unix_listening, ...
 POSTFIX_DIR=/etc/postfix
 MAIN_CF_DIST="$POSTFIX_DIR/main.cf.dist"        # Debian's main.cf, saved at build time
 OVERRIDE="${SMTP_OUT_OVERRIDE:-$POSTFIX_DIR/main.cf.override}"
+SUBMISSION_HEADER_CHECKS="$POSTFIX_DIR/submission_header_checks"
+SUBMISSION_MILTER_HEADER_CHECKS="$POSTFIX_DIR/submission_milter_header_checks"
 CERT=/etc/postfix/cert/smtp.cert
 CERT_KEY=/etc/postfix/cert/smtp.key
 DKIM_CONF=/etc/opendkim/opendkim.conf
@@ -79,6 +83,11 @@ add_setting() { # NAME VALUE SOURCE
   SETTING_SOURCE[$1]="$3"
 }
 
+# Where a parameter's value came from, for error messages.
+source_of() {
+  printf '%s' "${SETTING_SOURCE[$1]:-$POSTFIX_DIR/main.cf}"
+}
+
 # main.cf = Debian's stock main.cf less every parameter set here, then main.cf.override,
 # then POSTFIX_* environment variables, then what this image enforces (TLS files, the DKIM
 # milter). Written from scratch on every start in a fixed order, so the Nth start ends with
@@ -112,6 +121,9 @@ build_main_cf() {
   add_setting milter_protocol 6 "$enforced"
   add_setting smtpd_milters "$MILTER" "$enforced"
   add_setting non_smtpd_milters "$MILTER" "$enforced"
+  # Postfix's own mail (bounces, postmaster notices) skips non_smtpd_milters by default, and
+  # would leave unsigned.
+  add_setting internal_mail_filter_classes "bounce, notify" "$enforced"
 
   {
     printf '%s\n' "${SETTING_NAMES[@]}" | awk '
@@ -143,12 +155,27 @@ check_unused_parameters() {
   while IFS= read -r name; do
     [ -n "$name" ] || continue
     unused+=("$name")
-    source="${source:-${SETTING_SOURCE[$name]:-/etc/postfix/main.cf}}"
+    source="${source:-$(source_of "$name")}"
   done < <(printf '%s\n' "$warnings" | sed -n 's/.*unused parameter: \([^=]*\)=.*/\1/p' | sort -u)
   if [ "${#unused[@]}" -gt 0 ]; then
     fail "$source: unknown Postfix parameter(s): $(IFS=,; printf '%s' "${unused[*]}") (see postconf(5))"
   fi
   [ -z "$warnings" ] || fail "/etc/postfix/main.cf: postconf reports: $(printf '%s' "$warnings" | head -n 1)"
+}
+
+# The effective values (with $name expanded) of the parameters checked below, in one postconf.
+DOMAIN="" MYNETWORKS=""
+read_postfix_settings() {
+  local values
+  values=$(postconf -xh myhostname mynetworks) || fail "/etc/postfix/main.cf: postconf cannot read it"
+  { IFS= read -r DOMAIN; IFS= read -r MYNETWORKS; } <<<"$values"
+}
+
+# myhostname is the DKIM signing domain (d=) and the domain submission's From: must be at.
+check_domain() {
+  local label='[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?'
+  [[ "$DOMAIN" =~ ^$label(\.$label)+$ ]] \
+    || fail "$(source_of myhostname): myhostname '$DOMAIN' is not a domain name (it is the DKIM signing domain)"
 }
 
 # --- TLS -----------------------------------------------------------------------------------
@@ -169,38 +196,47 @@ check_tls() {
 
 # --- DKIM ----------------------------------------------------------------------------------
 
-# The DKIM domain follows myhostname. The SigningTable must map it to a KeyTable entry for
-# that domain whose key is the flat file $DKIM_MOUNT/<domain>.private.
+# The DKIM domain follows myhostname; its key is the flat file $DKIM_MOUNT/<domain>.private.
 check_dkim() {
-  local domain="$1" key="$DKIM_MOUNT/$1.private" keyname entry
-  keyname=$(awk -v d="$domain" '$1 == d { print $2; exit }' /etc/opendkim/SigningTable)
-  [ -n "$keyname" ] || fail "/etc/opendkim/SigningTable: no entry for $domain (myhostname); mail would leave unsigned"
-  entry=$(awk -v k="$keyname" '$1 == k { print $2; exit }' /etc/opendkim/KeyTable)
-  [ -n "$entry" ] || fail "/etc/opendkim/KeyTable: no entry $keyname (named by SigningTable for $domain)"
-  [ "${entry%%:*}" = "$domain" ] || fail "/etc/opendkim/KeyTable: $keyname signs for ${entry%%:*}, not $domain (myhostname)"
-  [ "${entry##*:}" = "$key" ] || fail "/etc/opendkim/KeyTable: $keyname uses ${entry##*:}; keys are mounted flat as $key"
-  [ -f "$key" ] || fail "$key: DKIM key not found for $domain (mount the keys directory at $DKIM_MOUNT)"
+  local key="$DKIM_MOUNT/$DOMAIN.private"
+  [ -f "$key" ] || fail "$key: DKIM key not found for $DOMAIN (myhostname; mount the keys directory at $DKIM_MOUNT)"
   [ -r "$key" ] || fail "$key: DKIM key not readable"
   openssl pkey -noout -in "$key" >/dev/null 2>&1 || fail "$key: not a readable PEM private key"
 }
 
+# The selector named in opendkim.conf (Selector).
+dkim_selector() {
+  local name value
+  while read -r name value; do
+    [ "$name" = Selector ] && { printf '%s\n' "${value%%[[:space:]]*}"; return 0; }
+  done <"$DKIM_CONF"
+  fail "$DKIM_CONF: no Selector line"
+}
+
 # OpenDKIM wants its key owned by its own user with mode 600, which a read-only bind mount
-# cannot give: it signs with private copies under $DKIM_RUN, and runtime tables point there.
-# Every client that Postfix lets relay (mynetworks) is an internal host OpenDKIM signs for.
+# cannot give: it signs with private copies under $DKIM_RUN, with tables generated here for
+# the domain (myhostname). Every client that Postfix lets relay (mynetworks) is an internal
+# host OpenDKIM signs for.
 prepare_opendkim() {
-  local mynetworks entry
+  local entry selector key="$DKIM_RUN/keys/$DOMAIN.private"
+  selector=$(dkim_selector)
   install -d -o opendkim -g opendkim -m 700 "$DKIM_RUN" "$DKIM_RUN/keys"
   rm -f "$DKIM_RUN"/keys/*
-  for entry in "$DKIM_MOUNT"/*.private; do
-    [ -f "$entry" ] || continue
-    install -o opendkim -g opendkim -m 600 "$entry" "$DKIM_RUN/keys/"
-  done
-  sed "s#:$DKIM_MOUNT/#:$DKIM_RUN/keys/#" /etc/opendkim/KeyTable >"$DKIM_RUN/KeyTable"
+  install -o opendkim -g opendkim -m 600 "$DKIM_MOUNT/$DOMAIN.private" "$key"
 
-  mynetworks=$(postconf -h mynetworks)
+  printf '# Generated by entrypoint.sh from myhostname: the key that signs as d=%s.\n%s\t%s:%s:%s\n' \
+    "$DOMAIN" "$selector._domainkey.$DOMAIN" "$DOMAIN" "$selector" "$key" >"$DKIM_RUN/KeyTable"
+  # refile: patterns, first match wins. The catch-all last line: whatever submission's From:
+  # policy let through (and Postfix's own mail) is signed for the domain, never relayed unsigned.
+  {
+    printf '# Generated by entrypoint.sh from myhostname (refile: patterns, first match wins).\n'
+    printf '*@%s\t%s\n*@*.%s\t%s\n*\t%s\n' "$DOMAIN" "$selector._domainkey.$DOMAIN" \
+      "$DOMAIN" "$selector._domainkey.$DOMAIN" "$selector._domainkey.$DOMAIN"
+  } >"$DKIM_RUN/SigningTable"
+
   {
     grep -v '^[[:space:]]*\(#\|$\)' /etc/opendkim/TrustedHosts
-    for entry in ${mynetworks//,/ }; do
+    for entry in ${MYNETWORKS//,/ }; do
       case "$entry" in
         \[*\]*) entry="${entry#[}"; printf '%s%s\n' "${entry%%]*}" "${entry#*]}" ;;
         *[0-9]*.*[0-9]* | *::*) printf '%s\n' "$entry" ;;
@@ -209,13 +245,44 @@ prepare_opendkim() {
     done
   } | awk '!seen[$0]++' >"$DKIM_RUN/TrustedHosts"
 
-  sed -e "s#^KeyTable[[:space:]].*#KeyTable                $DKIM_RUN/KeyTable#" \
-      -e "s#^Socket[[:space:]].*#Socket                  local:$MILTER_SOCKET#" \
-      -e "s#^\(InternalHosts\|ExternalIgnoreList\)\([[:space:]]*\).*#\1\2$DKIM_RUN/TrustedHosts#" \
-      "$DKIM_CONF" >"$DKIM_RUN/opendkim.conf"
+  # The operator's opendkim.conf, with the lines this image owns set here.
+  {
+    grep -Ev '^(Socket|KeyTable|SigningTable|InternalHosts|ExternalIgnoreList)([[:space:]]|$)' "$DKIM_CONF"
+    printf '%-24s%s\n' \
+      Socket "local:$MILTER_SOCKET" \
+      KeyTable "$DKIM_RUN/KeyTable" \
+      SigningTable "refile:$DKIM_RUN/SigningTable" \
+      InternalHosts "$DKIM_RUN/TrustedHosts" \
+      ExternalIgnoreList "$DKIM_RUN/TrustedHosts"
+  } >"$DKIM_RUN/opendkim.conf"
   install -d -o opendkim -g opendkim /var/run/opendkim
   opendkim -n -x "$DKIM_RUN/opendkim.conf" 2>&1 | sed 's/^/opendkim -n: /' >&2
   [ "${PIPESTATUS[0]}" -eq 0 ] || fail "$DKIM_CONF: opendkim rejects the configuration (see above)"
+}
+
+# --- submission's From: policy -------------------------------------------------------------
+
+# Mail accepted on 587 leaves DKIM-signed for the domain, or is refused with a permanent 5xx
+# (master.cf: submission's own cleanup service applies both tables):
+#  - header_checks: a From: at the domain or a sub-domain passes; any other From: is refused;
+#  - milter_header_checks: OpenDKIM adds "Authentication-Results: ...; dkim=permerror" (and
+#    does not sign) when a message has no From: or one it cannot parse; that is refused too.
+# A From: these patterns let through but OpenDKIM reads differently is still signed: the
+# SigningTable ends with a catch-all.
+prepare_submission_checks() {
+  local d="${DOMAIN//./\\.}"
+  local addr='[^<>@[:space:]",]+@([a-z0-9-]+\.)*'"$d"
+  {
+    printf '# Generated by entrypoint.sh from myhostname (%s): submission'"'"'s From: policy.\n' "$DOMAIN"
+    printf '# regexp: case-insensitive; a folded header is matched as one string.\n'
+    printf '/^From[[:space:]]*:[[:space:]]*([^<>@",]*|"[^"]*")[[:space:]]*<%s>[[:space:]]*$/ DUNNO\n' "$addr"
+    printf '/^From[[:space:]]*:[[:space:]]*%s[[:space:]]*$/ DUNNO\n' "$addr"
+    printf '/^From[[:space:]]*:/ REJECT 5.7.1 From: must be an address at %s or a sub-domain of it (this relay DKIM-signs mail only for %s)\n' "$DOMAIN" "$DOMAIN"
+  } >"$SUBMISSION_HEADER_CHECKS"
+  {
+    printf '# Generated by entrypoint.sh from myhostname (%s): refuse what OpenDKIM could not sign.\n' "$DOMAIN"
+    printf '/^Authentication-Results:.*[[:space:];]dkim=permerror/ REJECT 5.7.1 Message has no From: header, or one that cannot be parsed, so it cannot be DKIM-signed for %s\n' "$DOMAIN"
+  } >"$SUBMISSION_MILTER_HEADER_CHECKS"
 }
 
 # --- queue directory and chroot ------------------------------------------------------------
@@ -320,10 +387,11 @@ start_opendkim() {
 
 main() {
   build_main_cf
-  local domain
-  domain=$(postconf -h myhostname)
+  read_postfix_settings
+  check_domain
   check_tls
-  check_dkim "$domain"
+  check_dkim
+  prepare_submission_checks
   prepare_opendkim
 
   # Inputs are valid: from here on the queue directory may be written.
@@ -332,7 +400,7 @@ main() {
   check_queue_structure
   start_opendkim
 
-  log "Starting postfix in foreground (myhostname $domain)"
+  log "Starting postfix in foreground (myhostname $DOMAIN)"
   exec postfix start-fg
 }
 
