@@ -3,8 +3,8 @@
 #
 # Every start does the same work from the same inputs, so a restart (restart: always) ends
 # in the same state as the first start:
-#   1. rebuild main.cf from Debian's stock copy + main.cf.override + POSTFIX_* variables, and
-#      validate the result, the certificate and the DKIM key;
+#   1. rebuild main.cf from Debian's stock copy + the image defaults + main.cf.override +
+#      POSTFIX_* variables, and validate the result, the certificate and the DKIM key;
 #   2. generate the tables that follow myhostname (OpenDKIM's KeyTable and SigningTable,
 #      submission's From: policy) and OpenDKIM's runtime configuration;
 #   3. prepare the Postfix chroot inside the (mounted) queue directory;
@@ -20,6 +20,7 @@ source "$SMTP_OUT_HOME/smtp-out-lib.sh" # SPOOL, running, unix_listening, ...
 
 POSTFIX_DIR=/etc/postfix
 MAIN_CF_DIST="$POSTFIX_DIR/main.cf.dist"        # Debian's main.cf, saved at build time
+DEFAULTS="$POSTFIX_DIR/main.cf.defaults"        # this image's defaults (TLS)
 OVERRIDE="${SMTP_OUT_OVERRIDE:-$POSTFIX_DIR/main.cf.override}"
 SUBMISSION_HEADER_CHECKS="$POSTFIX_DIR/submission_header_checks"
 SUBMISSION_MILTER_HEADER_CHECKS="$POSTFIX_DIR/submission_milter_header_checks"
@@ -42,9 +43,9 @@ fail() { log "ERROR: $*"; exit 1; }
 
 # --- configuration -------------------------------------------------------------------------
 
-# Print the override's settings as "name=value" lines: comments and blank lines dropped,
-# continuation lines (starting with white space) joined, as Postfix itself reads main.cf.
-# Fails naming the file and line when a line is not "name = value".
+# Print a main.cf-style file's settings as "name=value" lines: comments and blank lines
+# dropped, continuation lines (starting with white space) joined, as Postfix itself reads
+# main.cf. Fails naming the file and line when a line is not "name = value".
 read_override() {
   local file="$1" line name value current="" lineno=0
   while IFS= read -r line || [ -n "$line" ]; do
@@ -88,22 +89,29 @@ source_of() {
   printf '%s' "${SETTING_SOURCE[$1]:-$POSTFIX_DIR/main.cf}"
 }
 
-# main.cf = Debian's stock main.cf less every parameter set here, then main.cf.override,
-# then POSTFIX_* environment variables, then what this image enforces (TLS files, the DKIM
-# milter). Written from scratch on every start in a fixed order, so the Nth start ends with
-# the same main.cf as the first (postconf -e would append in hash-table order).
-build_main_cf() {
-  local line var name
+add_settings_from_file() { # FILE
+  local line
+  # Validate in this shell first: a failure inside the process substitution below could not
+  # stop the container.
+  read_override "$1" >/dev/null
+  while IFS= read -r line; do
+    add_setting "${line%%=*}" "${line#*=}" "$1"
+  done < <(read_override "$1")
+}
 
+# main.cf = Debian's stock main.cf less every parameter set here, then the image defaults
+# (main.cf.defaults), main.cf.override, the POSTFIX_* environment variables, and last what this
+# image enforces (TLS files, the DKIM milter). Written from scratch on every start in a fixed
+# order, so the Nth start ends with the same main.cf as the first.
+build_main_cf() {
+  local var name
+
+  [ -f "$DEFAULTS" ] || fail "$DEFAULTS: the image's default settings are missing"
+  add_settings_from_file "$DEFAULTS"
   if [ -f "$OVERRIDE" ]; then
-    # Validate in this shell first: a failure inside the process substitution below
-    # could not stop the container.
-    read_override "$OVERRIDE" >/dev/null
-    while IFS= read -r line; do
-      add_setting "${line%%=*}" "${line#*=}" "$OVERRIDE"
-    done < <(read_override "$OVERRIDE")
+    add_settings_from_file "$OVERRIDE"
   else
-    log "No $OVERRIDE found; using Debian's main.cf and the environment only"
+    log "No $OVERRIDE found; using Debian's main.cf, the image defaults and the environment only"
   fi
 
   while IFS= read -r var; do
@@ -116,7 +124,6 @@ build_main_cf() {
   add_setting smtpd_tls_cert_file "$CERT" "$enforced"
   add_setting smtpd_tls_key_file "$CERT_KEY" "$enforced"
   add_setting smtpd_use_tls yes "$enforced"
-  add_setting smtpd_tls_security_level may "$enforced"
   add_setting milter_default_action tempfail "$enforced"
   add_setting milter_protocol 6 "$enforced"
   add_setting smtpd_milters "$MILTER" "$enforced"
@@ -135,7 +142,7 @@ build_main_cf() {
         if (name in drop) { skipping = 1; next }
       }
       { print }' - "$MAIN_CF_DIST"
-    printf '\n# ---- Set at start-up by entrypoint.sh from main.cf.override, POSTFIX_* and the image.\n'
+    printf '\n# ---- Set at start-up by entrypoint.sh from main.cf.defaults, main.cf.override, POSTFIX_* and the image.\n'
     for name in "${SETTING_NAMES[@]}"; do
       printf '%s = %s\n' "$name" "${SETTING_VALUE[$name]}"
     done
@@ -164,11 +171,12 @@ check_unused_parameters() {
 }
 
 # The effective values (with $name expanded) of the parameters checked below, in one postconf.
-DOMAIN="" MYNETWORKS=""
+DOMAIN="" MYNETWORKS="" TLS_LEVEL="" ENFORCE_TLS=""
 read_postfix_settings() {
   local values
-  values=$(postconf -xh myhostname mynetworks) || fail "/etc/postfix/main.cf: postconf cannot read it"
-  { IFS= read -r DOMAIN; IFS= read -r MYNETWORKS; } <<<"$values"
+  values=$(postconf -xh myhostname mynetworks smtpd_tls_security_level smtpd_enforce_tls) \
+    || fail "/etc/postfix/main.cf: postconf cannot read it"
+  { IFS= read -r DOMAIN; IFS= read -r MYNETWORKS; IFS= read -r TLS_LEVEL; IFS= read -r ENFORCE_TLS; } <<<"$values"
 }
 
 # myhostname is the DKIM signing domain (d=) and the domain submission's From: must be at.
@@ -176,6 +184,23 @@ check_domain() {
   local label='[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?'
   [[ "$DOMAIN" =~ ^$label(\.$label)+$ ]] \
     || fail "$(source_of myhostname): myhostname '$DOMAIN' is not a domain name (it is the DKIM signing domain)"
+}
+
+# Submission requires STARTTLS by default (main.cf.defaults: encrypt); the operator may lower
+# it explicitly. Say so once at start-up when it is lowered.
+check_submission_tls() {
+  local level="$TLS_LEVEL" source
+  source=$(source_of smtpd_tls_security_level)
+  case "$level" in
+    encrypt) return 0 ;;
+    none | may) ;;
+    '') # Postfix's fallback: the legacy switches (smtpd_use_tls=yes is set by this image)
+      if [ "$ENFORCE_TLS" = yes ]; then return 0; fi
+      level=may
+      ;;
+    *) fail "$source: smtpd_tls_security_level '$TLS_LEVEL' is not one of none, may, encrypt" ;;
+  esac
+  log "WARNING: smtpd_tls_security_level=$level (from $source): submission on port 587 accepts mail without STARTTLS; the image default is encrypt"
 }
 
 # --- TLS -----------------------------------------------------------------------------------
@@ -389,6 +414,7 @@ main() {
   build_main_cf
   read_postfix_settings
   check_domain
+  check_submission_tls
   check_tls
   check_dkim
   prepare_submission_checks
