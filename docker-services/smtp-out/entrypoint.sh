@@ -3,14 +3,16 @@
 #
 # Every start does the same work from the same inputs, so a restart (restart: always) ends
 # in the same state as the first start:
-#   1. rebuild main.cf from Debian's stock copy + the image defaults + main.cf.override +
+#   1. validate the environment (POSTFIX_*, TZ, SMTP_OUT_*) before anything is written;
+#   2. rebuild main.cf from Debian's stock copy + the image defaults + main.cf.override +
 #      POSTFIX_* variables, and validate the result, the certificate and the DKIM key;
-#   2. generate the tables that follow myhostname (OpenDKIM's KeyTable and SigningTable,
+#   3. generate the tables that follow myhostname (OpenDKIM's KeyTable and SigningTable,
 #      submission's From: policy) and OpenDKIM's runtime configuration;
-#   3. prepare the Postfix chroot inside the (mounted) queue directory;
-#   4. start the log relay and OpenDKIM, wait (bounded) until the milter socket listens;
-#   5. exec `postfix start-fg`.
-# Any bad input stops the container with one "[smtp-out] ERROR:" line naming the file.
+#   4. prepare the Postfix chroot inside the (mounted) queue directory;
+#   5. start the log relay and OpenDKIM, wait (bounded) until the milter socket listens;
+#   6. exec `postfix start-fg`.
+# Any bad input stops the container with one "[smtp-out] ERROR:" line naming the variable or
+# file, and the queue directory is written only after every input was validated.
 set -euo pipefail
 
 SMTP_OUT_HOME="${BASH_SOURCE[0]%/*}"
@@ -34,12 +36,55 @@ DKIM_RUN=/run/opendkim                           # OpenDKIM's own copies and run
 # Nagle + delayed ACK cost ~88 ms per message over TCP, against 4.7 ms here.
 MILTER_SOCKET="$SPOOL/opendkim/opendkim.sock"
 MILTER="unix:${MILTER_SOCKET#"$SPOOL"}"
-MILTER_WAIT_SECONDS="${SMTP_OUT_MILTER_WAIT_SECONDS:-10}"
+MILTER_WAIT_SECONDS=10                           # SMTP_OUT_MILTER_WAIT_SECONDS, validated
 # Postfix's queue directories (as in postfix-files): pid belongs to root, the rest to postfix.
 QUEUE_DIRS=(active bounce corrupt defer deferred flush hold incoming maildrop pid private public saved trace)
 
 log() { printf '[smtp-out] %s\n' "$*" >&2; }
 fail() { log "ERROR: $*"; exit 1; }
+
+# --- the environment -----------------------------------------------------------------------
+
+# The POSTFIX_* variables, sorted (the order main.cf gets them in).
+postfix_variables() {
+  compgen -e | grep '^POSTFIX_' | LC_ALL=C sort || true
+}
+
+# Every variable the image reads, checked before anything is written (main.cf included).
+check_environment() {
+  local var name quoted wait="${SMTP_OUT_MILTER_WAIT_SECONDS:-10}"
+
+  # POSTFIX_<parameter>=value becomes one main.cf line: a line break (or any other control
+  # character) in the value would let it set further parameters.
+  while IFS= read -r var; do
+    name="${var#POSTFIX_}"
+    [[ "$name" =~ ^[A-Za-z0-9_-]+$ ]] || fail "environment variable $var: '$name' is not a Postfix parameter name"
+    case "${!var}" in
+      *[[:cntrl:]]*) fail "$var: the value contains a line break or another control character (a main.cf value is one line)" ;;
+    esac
+  done < <(postfix_variables)
+
+  # TZ names a zone file that is copied into the queue directory (Postfix's chroot).
+  if [ -n "${TZ:-}" ] && ! is_zone_name "${TZ#:}"; then
+    printf -v quoted '%q' "$TZ"
+    fail "TZ=$quoted: not a time zone name (a zone file under /usr/share/zoneinfo, such as UTC or Europe/Berlin)"
+  fi
+
+  if [[ ! "$wait" =~ ^[0-9]{1,4}$ ]] || [ $((10#$wait)) -lt 1 ]; then
+    printf -v quoted '%q' "$wait"
+    fail "SMTP_OUT_MILTER_WAIT_SECONDS=$quoted: not a whole number of seconds from 1 to 9999"
+  fi
+  MILTER_WAIT_SECONDS=$((10#$wait))
+}
+
+# True when NAME is a time zone: a relative path of plain names (no "..") to a TZif file.
+is_zone_name() {
+  local magic=""
+  [[ "$1" =~ ^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$ ]] || return 1
+  [ -f "/usr/share/zoneinfo/$1" ] || return 1
+  read -r -n 4 magic <"/usr/share/zoneinfo/$1" 2>/dev/null || true
+  [ "$magic" = TZif ]
+}
 
 # --- configuration -------------------------------------------------------------------------
 
@@ -51,6 +96,7 @@ read_override() {
   while IFS= read -r line || [ -n "$line" ]; do
     lineno=$((lineno + 1))
     case "$line" in
+      *[$'\001'-$'\010'$'\012'-$'\037'$'\177']*) fail "$file line $lineno: control character (a carriage return?) in the line" ;;
       '#'* | '') continue ;;
       [[:space:]]*)
         line="${line#"${line%%[![:space:]]*}"}"
@@ -75,7 +121,8 @@ read_override() {
   [ -z "$current" ] || printf '%s\n' "$current"
 }
 
-# Settings for main.cf, in a fixed order (first appearance), each with where it came from.
+# Settings for main.cf, in a fixed order (first appearance), each with where it came from:
+# a file, or the POSTFIX_<name> variable.
 SETTING_NAMES=()
 declare -A SETTING_VALUE=() SETTING_SOURCE=()
 add_setting() { # NAME VALUE SOURCE
@@ -115,10 +162,8 @@ build_main_cf() {
   fi
 
   while IFS= read -r var; do
-    name="${var#POSTFIX_}"
-    [[ "$name" =~ ^[A-Za-z0-9_-]+$ ]] || fail "environment variable $var: '$name' is not a Postfix parameter name"
-    add_setting "$name" "$(printenv "$var")" "the POSTFIX_* environment variables"
-  done < <(compgen -e | grep '^POSTFIX_' | LC_ALL=C sort || true)
+    add_setting "${var#POSTFIX_}" "${!var}" "$var"
+  done < <(postfix_variables)
 
   local enforced="this image's entrypoint"
   add_setting smtpd_tls_cert_file "$CERT" "$enforced"
@@ -164,6 +209,7 @@ check_unused_parameters() {
     unused+=("$name")
     source="${source:-$(source_of "$name")}"
   done < <(printf '%s\n' "$warnings" | sed -n 's/.*unused parameter: \([^=]*\)=.*/\1/p' | sort -u)
+  case "$source" in POSTFIX_*) source="the POSTFIX_* environment variables" ;; esac
   if [ "${#unused[@]}" -gt 0 ]; then
     fail "$source: unknown Postfix parameter(s): $(IFS=,; printf '%s' "${unused[*]}") (see postconf(5))"
   fi
@@ -184,6 +230,44 @@ check_domain() {
   local label='[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?'
   [[ "$DOMAIN" =~ ^$label(\.$label)+$ ]] \
     || fail "$(source_of myhostname): myhostname '$DOMAIN' is not a domain name (it is the DKIM signing domain)"
+}
+
+# The mynetworks entries (Postfix separates them with commas and/or white space), in NETWORKS.
+NETWORKS=()
+split_mynetworks() {
+  IFS=$', \t' read -r -a NETWORKS <<<"$MYNETWORKS"
+}
+
+# Every mynetworks entry must be an address or network: OpenDKIM signs for the same clients
+# (InternalHosts), and Postfix answers every RCPT with "451 4.3.0 Temporary lookup failure"
+# when a network has host bits set.
+check_mynetworks() {
+  local entry source
+  source=$(source_of mynetworks)
+  split_mynetworks
+  for entry in "${NETWORKS[@]}"; do
+    is_network "$entry" \
+      || fail "$source: mynetworks entry '$entry' is not an address or network (a.b.c.d, a.b.c.d/n with no host bits set, [ipv6] or [ipv6]/n); OpenDKIM cannot be told to sign for it"
+  done
+}
+
+# True for an IPv4 address or network with no host bits set, or an IPv6 address or network in
+# brackets (Postfix reads a bare IPv6 address as a type:table lookup).
+is_network() {
+  local octet value=0 prefix
+  if [[ "$1" =~ ^\[([0-9A-Fa-f:.]+)\](/([0-9]{1,3}))?$ ]]; then
+    [[ "${BASH_REMATCH[1]}" == *:*:* ]] || return 1
+    [ -z "${BASH_REMATCH[3]}" ] || [ $((10#${BASH_REMATCH[3]})) -le 128 ]
+    return
+  fi
+  [[ "$1" =~ ^([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})(/([0-9]{1,2}))?$ ]] || return 1
+  for octet in "${BASH_REMATCH[@]:1:4}"; do
+    [ $((10#$octet)) -le 255 ] || return 1
+    value=$((value * 256 + 10#$octet))
+  done
+  [ -n "${BASH_REMATCH[6]}" ] || return 0
+  prefix=$((10#${BASH_REMATCH[6]}))
+  [ "$prefix" -le 32 ] && [ $((value & ((1 << (32 - prefix)) - 1))) -eq 0 ]
 }
 
 # Submission requires STARTTLS by default (main.cf.defaults: encrypt); the operator may lower
@@ -261,11 +345,11 @@ prepare_opendkim() {
 
   {
     grep -v '^[[:space:]]*\(#\|$\)' /etc/opendkim/TrustedHosts
-    for entry in ${MYNETWORKS//,/ }; do
+    split_mynetworks
+    for entry in "${NETWORKS[@]}"; do
       case "$entry" in
         \[*\]*) entry="${entry#[}"; printf '%s%s\n' "${entry%%]*}" "${entry#*]}" ;;
-        *[0-9]*.*[0-9]* | *::*) printf '%s\n' "$entry" ;;
-        *) fail "mynetworks entry '$entry' is not an address or network; OpenDKIM cannot be told to sign for it" ;;
+        *) printf '%s\n' "$entry" ;;
       esac
     done
   } | awk '!seen[$0]++' >"$DKIM_RUN/TrustedHosts"
@@ -332,7 +416,7 @@ prepare_spool() {
     log "Refreshing time zone data in the Postfix chroot ($want)"
     rm -rf "$SPOOL/usr/share/zoneinfo"
     for zone in UTC Etc/UTC posixrules "${tz#:}" "$(readlink -f /etc/localtime | sed 's#^/usr/share/zoneinfo/##')"; do
-      if [ -z "$zone" ] || [ ! -f "/usr/share/zoneinfo/$zone" ]; then
+      if [ -z "$zone" ] || ! is_zone_name "$zone"; then
         continue
       fi
       install -D -o root -g root -m 644 "/usr/share/zoneinfo/$zone" "$SPOOL/usr/share/zoneinfo/$zone"
@@ -411,9 +495,11 @@ start_opendkim() {
 }
 
 main() {
+  check_environment
   build_main_cf
   read_postfix_settings
   check_domain
+  check_mynetworks
   check_submission_tls
   check_tls
   check_dkim
