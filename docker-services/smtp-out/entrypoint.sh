@@ -532,6 +532,7 @@ start_opendkim() {
 }
 
 main() {
+  rm -f "$HEALTH_PASSED" # the healthcheck's first pass after this start returns at once
   check_environment
   build_main_cf
   read_postfix_settings
