@@ -84,7 +84,9 @@ def test_broken_override_stops_with_one_error_line(
 
 def test_dkim_domain_follows_myhostname(smtp_out: Callable[..., Started], spool: Path) -> None:
     s = smtp_out(wait=False, spool=spool, env={"POSTFIX_myhostname": "other.example"})
-    _assert_stops_with(s, "/etc/opendkim/SigningTable: no entry for other.example (myhostname)", spool)
+    _assert_stops_with(
+        s, "/etc/opendkim/keys/other.example.private: DKIM key not found for other.example (myhostname", spool
+    )
 
 
 def test_unknown_postfix_environment_variable_stops(smtp_out: Callable[..., Started], spool: Path) -> None:

@@ -7,7 +7,6 @@ it (another id) which production runs at first, tagged <REPO>:latest as its comp
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 
 import docker
@@ -44,9 +43,5 @@ def old_image(client: docker.DockerClient, rollout_net: RolloutNet) -> Iterator[
 
 def reset_tags(client: docker.DockerClient, old_image: str) -> None:
     """<REPO>:latest names the old image again, and no candidate or rollback tag is left over."""
-    for image in client.images.list(name=REPO):
-        for tag in image.tags:
-            if tag != f"{REPO}:old":
-                with contextlib.suppress(docker.errors.APIError):
-                    client.images.remove(tag)
+    remove_tags(client, REPO, keep=(f"{REPO}:old",))
     client.images.get(old_image).tag(REPO, "latest")

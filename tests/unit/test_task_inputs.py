@@ -52,3 +52,19 @@ def test_bench_refuses_a_bad_concurrency_before_doing_anything() -> None:
     assert r.stderr.splitlines() == [
         "ERROR: --concurrency 'x': expected whole numbers separated by commas, e.g. 1,4,16"
     ]
+
+
+def test_since_takes_a_duration_back_or_a_time() -> None:
+    import datetime as dt
+
+    from smtp_out.ops.burnin import since_time
+
+    now = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
+    assert since_time("", now) is None
+    assert since_time("24h", now) == now - dt.timedelta(hours=24)
+    assert since_time("90m", now) == now - dt.timedelta(minutes=90)
+    assert since_time("7d", now) == now - dt.timedelta(days=7)
+    assert since_time("2026-11-25T08:00:00Z", now) == dt.datetime(2026, 11, 25, 8, tzinfo=dt.UTC)
+    for bad in ("yesterday", "24", "1w"):
+        with pytest.raises(UsageError, match="--since"):
+            since_time(bad, now)

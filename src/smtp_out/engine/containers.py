@@ -96,8 +96,9 @@ def run_smtp_out(client: docker.DockerClient, opts: SmtpOutOptions) -> Container
     if not opts.healthcheck:
         kwargs["healthcheck"] = {"test": ["NONE"]}
     elif opts.health_interval_s:
+        # the image's test is kept; its runs may watch for up to 10 s (healthcheck --watch)
         ns = int(opts.health_interval_s * 1e9)
-        kwargs["healthcheck"] = {"interval": ns, "timeout": 3_000_000_000, "retries": 2, "start_period": 0}
+        kwargs["healthcheck"] = {"interval": ns, "timeout": 30_000_000_000, "retries": 2, "start_period": 0}
     if opts.network:
         kwargs["network"] = opts.network
         if opts.ipv4_address:

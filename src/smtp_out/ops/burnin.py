@@ -53,8 +53,9 @@ def gather(client: docker.DockerClient, name: str, since: str = "") -> BurnInFac
         container: Container = client.containers.get(name)
     except docker.errors.NotFound:
         raise NoSuchContainer(f"no container named {name!r} (docker ps -a lists the containers)") from None
-    start = since_time(since)
-    label = since or f"start ({container.attrs['State'].get('StartedAt', '?')[:19]}Z)"
+    started_at = str(container.attrs["State"].get("StartedAt", ""))
+    start = since_time(since) or since_time(started_at[:26] + "Z")  # Docker's nanoseconds cut to micro
+    label = since or f"start ({started_at[:19]}Z)"
     chunks = container.logs(stream=True, timestamps=True, follow=False, since=start)
     queue = None
     if container.status == "running":

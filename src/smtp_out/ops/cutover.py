@@ -33,7 +33,7 @@ from ..errors import SmtpOutError
 from . import burnin, canary, queue, smoke
 from .compose import ComposeService
 from .parallel import SPOOL, RolloutError, point_tag, running, short
-from .postqueue import drain
+from .relay import drain, pick_up, quiesce
 from .rollback_points import RollbackPoint, find, record, save, state_dir
 from .transfer import move_queue
 
@@ -161,10 +161,13 @@ def _roll_back(client: docker.DockerClient, point: RollbackPoint, t: Target, out
         current: Container | None = client.containers.get(point.production)
     except docker.errors.NotFound:
         current = None
+    serving = current is not None and current.status == "running" and health(current) == "healthy"
     with steps.step(f"drain {point.production}"):
-        if current is not None and current.status == "running" and health(current) == "healthy":
+        if current is not None and serving:
             drain(current)
     with steps.step(f"{point.image_ref} -> {point.tag}; docker-compose recreates {point.service}"):
+        if current is not None and serving:
+            quiesce(current)
         _switch(client, point.compose, point.image_ref, point.image_id, force=True)
     with steps.step(f"verify {point.production}: healthy, smoke test, canary"):
         old = current.id or "" if current else ""
@@ -248,10 +251,12 @@ def _prepare(client: docker.DockerClient, steps: Steps, plan: _Plan, progress: P
         save(point, state_dir(plan.service))
     with steps.step(f"drain and stop {plan.par.name}; move its queue into {name}'s"):
         drain(plan.par)
+        quiesce(plan.par)
         plan.par.stop(timeout=30)
         moved = move_queue(client, plan.candidate, plan.par_queue, plan.prod_queue)
         if moved.left:
             raise StepFailed("move the parallel queue", f"{moved.left} message(s) left in {plan.par_queue}")
+        pick_up(plan.prod)  # queued by production now, never half-way when it stops
         progress(f"{'':10}moved {moved.moved} message(s)")
     return point
 

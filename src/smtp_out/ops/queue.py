@@ -29,7 +29,6 @@ from .. import IMAGE
 from ..engine.containers import logs
 from ..engine.files import MOUNT, mounted, read_tar, write_tar
 from ..errors import EXIT_USAGE, UsageError
-from .postqueue import containers_using, held
 from .queue_archive import (
     MANIFEST,
     MESSAGE_DIRS,
@@ -43,6 +42,7 @@ from .queue_archive import (
     verify_archive,
     write_archive,
 )
+from .relay import containers_using, held
 
 __all__ = ["MANIFEST", "BackupOutcome", "QueueError", "QueueInUse", "RestoreOutcome", "backup", "restore"]
 

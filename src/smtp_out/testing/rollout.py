@@ -234,9 +234,14 @@ def variant(
     return str(image.id)
 
 
-def remove_tags(client: docker.DockerClient, repo: str) -> None:
-    """Remove every tag of `repo` (the images go once no container uses them)."""
-    for image in client.images.list(name=repo):
-        for tag in image.tags:
+def tags_of(client: docker.DockerClient, repo: str) -> list[str]:
+    """Every tag of the repository `repo` (not the other tags its images may carry)."""
+    return [t for image in client.images.list(name=repo) for t in image.tags if t.rsplit(":", 1)[0] == repo]
+
+
+def remove_tags(client: docker.DockerClient, repo: str, keep: tuple[str, ...] = ()) -> None:
+    """Remove the tags of `repo` but `keep` (an image goes once nothing tags or uses it)."""
+    for tag in tags_of(client, repo):
+        if tag not in keep:
             with contextlib.suppress(docker.errors.APIError):
                 client.images.remove(tag)

@@ -1,5 +1,12 @@
-"""A running relay's queue, through `docker exec`: what it holds (postqueue -j), and holding it
-still (postsuper -h) while something reads the files."""
+"""A running relay, through `docker exec`: what its queue holds (postqueue -j), holding it still
+(postsuper -h) while something reads the files, and bringing it to rest before it is stopped:
+draining its deliveries and quiescing its submission.
+
+Why both: `docker stop` ends the Postfix master, and with it (PID 1) every process in the
+container. A delivery killed after the remote accepted the message is sent again; a submission
+killed after the message was queued but before the client read its 250 makes the client submit
+it again. Either way a message would leave twice.
+"""
 
 from __future__ import annotations
 
@@ -112,3 +119,53 @@ def _delivering(container: Container) -> bool:
     """True while a delivery agent runs or a message is in the active queue."""
     agents, _ = exec_text(container, "pgrep -x 'smtp|lmtp' >/dev/null")
     return agents == 0 or any(m.get("queue_name") == "active" for m in queue_listing(container))
+
+
+#: New submissions are told to try again later (450 at RCPT); sessions already running finish
+#: on the configuration they started with (a reload lets them), and nothing new gets queued.
+QUIESCE = r"""set -e
+pids=$(pgrep -x smtpd | tr '\n' ' ' || true)
+postconf -e "smtpd_client_restrictions = defer"
+touch -d "@$(($(date +%s) - 60))" /etc/postfix/main.cf
+postfix reload >/dev/null 2>&1
+echo "$pids"
+"""
+
+
+def quiesce(container: Container, timeout: float = 30.0) -> None:
+    """Stop accepting new mail (450, the client retries elsewhere or later) and wait until every
+    SMTP session that was running has ended, so that stopping the relay cuts no submission short.
+    Like `drain`, the change lives only in the container's main.cf."""
+    old = set(_exec(container, QUIESCE).split())
+
+    def sessions_ended() -> bool | None:
+        _, out = exec_text(container, "pgrep -x smtpd || true")
+        return None if old & set(out.split()) else True
+
+    try:
+        poll(sessions_ended, timeout=timeout, interval=0.05, seen=lambda: "sessions still running")
+    except NotReady:
+        raise QueueError(
+            f"{container.name}: SMTP sessions still running {timeout:.0f}s after quiescing"
+        ) from None
+
+
+def pick_up(container: Container, timeout: float = 60.0) -> None:
+    """Have pickup queue everything in maildrop/ now (mail moved in from another queue) and wait
+    until maildrop/ is empty: a pickup killed between queuing a file and removing it would queue
+    it again after the restart."""
+    count = "find \"$(postconf -h queue_directory)/maildrop\" -type f ! -name '.*' | wc -l"
+    _exec(container, "postkick public pickup W")
+    left = "?"
+
+    def empty() -> bool | None:
+        nonlocal left
+        left = _exec(container, count).strip()
+        return True if left == "0" else None
+
+    try:
+        poll(empty, timeout=timeout, interval=0.1, seen=lambda: left)
+    except NotReady:
+        raise QueueError(
+            f"{container.name}: {left} file(s) still in maildrop/ {timeout:.0f}s after kicking pickup"
+        ) from None
