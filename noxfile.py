@@ -17,6 +17,7 @@ PEER = "src/smtp_out/testing/peer"
 SHELL_SCRIPTS = [
     "docker-services/smtp-out/entrypoint.sh",
     "docker-services/smtp-out/healthcheck.sh",
+    "docker-services/smtp-out/smtp-out-lib.sh",
     "scripts/lib.sh",
     "scripts/provision-docker.sh",
     "scripts/build-base-image.sh",
@@ -65,9 +66,9 @@ def image(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def integration(session: nox.Session) -> None:
-    """The end-to-end suite on a hermetic copy of the production network."""
+    """End to end on a hermetic copy of production: the relay, and the rollout under compose."""
     _install(session, "test")
-    _pytest(session, "tests/integration")
+    _pytest(session, "tests/integration", "tests/rollout")
 
 
 @nox.session(python=PYTHON)

@@ -1,5 +1,9 @@
 """Containers of the image: run one, exec in it (one primitive), read its logs, and wait for it
-(bounded, through engine.polling) to greet, log a line, turn healthy or exit."""
+(bounded, through engine.polling) to greet, log a line, turn healthy or exit.
+
+Size (~310 lines): everything about one container's life (run, exec, logs, the waits) and
+nothing else; networks, files and images have modules of their own.
+"""
 
 from __future__ import annotations
 

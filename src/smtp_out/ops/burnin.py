@@ -56,7 +56,10 @@ def gather(client: docker.DockerClient, name: str, since: str = "") -> BurnInFac
     started_at = str(container.attrs["State"].get("StartedAt", ""))
     start = since_time(since) or since_time(started_at[:26] + "Z")  # Docker's nanoseconds cut to micro
     label = since or f"start ({started_at[:19]}Z)"
-    chunks = container.logs(stream=True, timestamps=True, follow=False, since=start)
+    # a float keeps the sub-second part (a datetime is cut to whole seconds by the SDK)
+    chunks = container.logs(
+        stream=True, timestamps=True, follow=False, since=start.timestamp() if start else None
+    )
     queue = None
     if container.status == "running":
         rc, out = exec_text(container, "postqueue -j")

@@ -36,10 +36,6 @@ from .relay import queue_listing
 SENDER_LOCAL_PART = "smtp-out-canary"
 
 
-class CanaryError(SmtpOutError):
-    """The canary could not even start (no such container)."""
-
-
 @dataclass(frozen=True)
 class CanaryFacts:
     container: str
@@ -64,6 +60,10 @@ class CanaryFacts:
         return bool(
             self.raw and self.published and verify(self.raw, self.published, self.domain, self.selector)
         )
+
+
+class CanaryError(SmtpOutError):
+    """The canary could not even start (no such container)."""
 
 
 def _not_measured(f: CanaryFacts) -> str:

@@ -10,6 +10,9 @@ What restore accepts: names inside the queue subdirectories only (no absolute na
 made of queue-id characters; regular files and directories only (a device, fifo or link is
 dropped and reported); setuid and setgid bits are dropped; the queue ids the manifest says the
 backup held must be queue ids, held in the archive.
+
+Size (~310 lines): the format, its verification and the restore plan are one contract and
+change together.
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ Facts are gathered elsewhere (the container's log since a point in time, summari
 `logparse.summarise` in one pass; its queue from `postqueue -j`); this module only judges and
 renders them. Each of the spec's red flags ("abort cutover if seen") is one check in RED_FLAGS,
 with its threshold a module constant; any raised red flag makes the exit code 1.
+
+Size (~330 lines): one concern, the verdict and its three renderings (text, side by side, JSON
+and back); the red-flag table, its thresholds and the renderers read best together.
 """
 
 from __future__ import annotations

@@ -71,8 +71,7 @@ def main() -> None:
         paced(args)
         return
 
-    ctx = ssl.create_default_context(cafile=args.ca)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx = tls_context(args)
     results: list[dict[str, object]] = []
     lock = threading.Lock()
     jobs = list(range(args.count))
@@ -84,43 +83,24 @@ def main() -> None:
         for i in indices:
             rcpt = args.to[i % len(args.to)]
             started = time.monotonic()
-            try:
-                if smtp is None or sent_on_conn >= args.per_connection:
-                    if smtp is not None:
+            if smtp is None or sent_on_conn >= args.per_connection:
+                if smtp is not None:
+                    with contextlib.suppress(OSError, smtplib.SMTPException):
                         smtp.quit()
-                    smtp = Client(args.host, args.port, args.tls_name, 30)
-                    smtp.ehlo()
-                    if not args.no_tls:
-                        smtp.starttls(context=ctx)
-                        smtp.ehlo()
-                        with lock:
-                            tls_seen.add(str(smtp.sock.version()))  # type: ignore[union-attr]
-                    sent_on_conn = 0
-                code, reply = smtp.mail(args.sender)
-                if code == 250:
-                    code, reply = smtp.rcpt(rcpt)
-                if code in (250, 251):
-                    code, reply = smtp.data(build(args, i, rcpt))
-                else:
-                    smtp.rset()
-                sent_on_conn += 1
-                text = reply.decode("utf-8", "replace")
-            except smtplib.SMTPResponseException as exc:
-                code, text, smtp = exc.smtp_code, exc.smtp_error.decode("utf-8", "replace"), None
-            except (OSError, smtplib.SMTPException) as exc:
-                code, text, smtp = 0, f"{type(exc).__name__}: {exc}", None
-            queue_id = text.rsplit("queued as ", 1)[1].strip() if "queued as " in text else None
+                smtp, sent_on_conn = None, 0
+                code, text, opened = attempt(session, args, ctx)
+                if opened is None:
+                    with lock:
+                        results.append(row(i, rcpt, code, text, latency=time.monotonic() - started))
+                    continue
+                smtp = opened
+                if not args.no_tls:
+                    with lock:
+                        tls_seen.add(str(smtp.sock.version()))  # type: ignore[union-attr]
+            code, text, kept = attempt(send, smtp, args, i, rcpt)
+            smtp, sent_on_conn = kept, sent_on_conn + 1
             with lock:
-                results.append(
-                    {
-                        "seq": i,
-                        "rcpt": rcpt,
-                        "code": code,
-                        "reply": text,
-                        "queue_id": queue_id,
-                        "latency": time.monotonic() - started,
-                    }
-                )
+                results.append(row(i, rcpt, code, text, latency=time.monotonic() - started))
         if smtp is not None:
             with contextlib.suppress(OSError, smtplib.SMTPException):
                 smtp.quit()
@@ -136,11 +116,59 @@ def main() -> None:
     print(json.dumps({"elapsed": elapsed, "accepted": accepted, "tls": sorted(tls_seen), "results": results}))
 
 
+def tls_context(args: argparse.Namespace) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=args.ca)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+def session(args: argparse.Namespace, ctx: ssl.SSLContext) -> tuple[int, str, Client]:
+    """A new SMTP session, after EHLO (and STARTTLS unless --no-tls)."""
+    smtp = Client(args.host, args.port, args.tls_name, 10 if args.interval or args.retry_for else 30)
+    smtp.ehlo()
+    if not args.no_tls:
+        smtp.starttls(context=ctx)
+        smtp.ehlo()
+    return 220, "", smtp
+
+
+def transaction(smtp: Client, args: argparse.Namespace, i: int, rcpt: str) -> tuple[int, str]:
+    """MAIL, RCPT and DATA on an open session: the code and text of the last reply."""
+    code, reply = smtp.mail(args.sender)
+    if code == 250:
+        code, reply = smtp.rcpt(rcpt)
+    if code in (250, 251):
+        code, reply = smtp.data(build(args, i, rcpt))
+    else:
+        smtp.rset()
+    return code, reply.decode("utf-8", "replace")
+
+
+def send(smtp: Client, args: argparse.Namespace, i: int, rcpt: str) -> tuple[int, str, Client]:
+    """One message on an open session, which can be used again afterwards."""
+    return (*transaction(smtp, args, i, rcpt), smtp)
+
+
+def attempt(step, *step_args):  # type: ignore[no-untyped-def]
+    """Run `step` (returning code, text, session); a refusal or a broken connection becomes its
+    code and text (0 for a connection that failed) and no session to go on with."""
+    try:
+        return step(*step_args)
+    except smtplib.SMTPResponseException as exc:
+        return exc.smtp_code, exc.smtp_error.decode("utf-8", "replace"), None
+    except (OSError, smtplib.SMTPException) as exc:
+        return 0, f"{type(exc).__name__}: {exc}", None
+
+
+def row(i: int, rcpt: str, code: int, text: str, **extra: object) -> dict[str, object]:
+    queue_id = text.rsplit("queued as ", 1)[1].strip() if "queued as " in text else None
+    return {"seq": i, "rcpt": rcpt, "code": code, "reply": text, "queue_id": queue_id, **extra}
+
+
 def paced(args: argparse.Namespace) -> None:
     """One message every --interval seconds, each on its own connection, retried as a real client
     would (4xx, refused or dropped connections) every 0.1 s for up to --retry-for seconds."""
-    ctx = ssl.create_default_context(cafile=args.ca)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx = tls_context(args)
     results = []
     started = time.monotonic()
     for i in range(args.count):
@@ -150,49 +178,23 @@ def paced(args: argparse.Namespace) -> None:
         attempts = refused = tempfailed = 0
         while True:
             attempts += 1
-            try:
-                with Client(args.host, args.port, args.tls_name, 10) as smtp:
-                    smtp.ehlo()
-                    smtp.starttls(context=ctx)
-                    smtp.ehlo()
-                    code, reply = smtp.mail(args.sender)
-                    if code == 250:
-                        code, reply = smtp.rcpt(rcpt)
-                    if code in (250, 251):
-                        code, reply = smtp.data(build(args, i, rcpt))
-                    text = reply.decode("utf-8", "replace")
-            except smtplib.SMTPResponseException as exc:
-                code, text = exc.smtp_code, exc.smtp_error.decode("utf-8", "replace")
-            except (OSError, smtplib.SMTPException) as exc:
-                code, text = 0, f"{type(exc).__name__}: {exc}"
+            code, text, smtp = attempt(session, args, ctx)
+            if smtp is not None:
+                code, text, smtp = attempt(send, smtp, args, i, rcpt)
+                with contextlib.suppress(OSError, smtplib.SMTPException):
+                    smtp and smtp.quit()
             if code == 250 or 500 <= code < 600 or time.monotonic() > deadline:
                 break
             refused += code == 0
             tempfailed += 400 <= code < 500
             time.sleep(0.1)
-        queue_id = text.rsplit("queued as ", 1)[1].strip() if "queued as " in text else None
-        results.append(
-            {
-                "seq": i,
-                "rcpt": rcpt,
-                "code": code,
-                "reply": text,
-                "queue_id": queue_id,
-                "attempts": attempts,
-                "refused": refused,
-                "tempfailed": tempfailed,
-                "first": first,
-                "done": time.time(),
-                "latency": time.time() - first,
-            }
-        )
+        done = time.time()
+        results.append(row(i, rcpt, code, text, attempts=attempts, refused=refused, tempfailed=tempfailed,
+                           first=first, done=done, latency=done - first))  # fmt: skip
         time.sleep(max(0.0, args.interval - (time.time() - first)))
     accepted = sum(1 for r in results if r["code"] == 250)
-    print(
-        json.dumps(
-            {"elapsed": time.monotonic() - started, "accepted": accepted, "tls": [], "results": results}
-        )
-    )
+    summary = {"elapsed": time.monotonic() - started, "accepted": accepted, "tls": [], "results": results}
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":
