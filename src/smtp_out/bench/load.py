@@ -1,10 +1,12 @@
 """Load: messages from the app (10.5.5.100) over STARTTLS through the relay to an MX, with DKIM
 signing on and off, at several client concurrencies; and a burst of 10,000 signed messages.
 
-Two MXs: the aiosmtpd sink (it stores every message, so loss, order and signatures are checked),
-and Postfix's own smtp-sink (from the relay image; it stores nothing and answers at once), to tell
-whether the MX limits what is measured. Deliveries are timed by the relay's own log (Docker's
-timestamps on each `status=sent` line), the same way for both.
+Two MXs. Throughput is measured with Postfix's own smtp-sink (from the relay image; written in
+C, it stores nothing): on this 2-core machine the aiosmtpd sink costs ~1.35 ms of CPU per message,
+as much as signing does, so it would limit what is measured. The aiosmtpd sink (it stores every
+message: loss and signatures are checked on the content) runs at the top concurrency and for the
+burst. Deliveries are timed by the relay's own log (Docker's timestamps on each `status=sent`
+line) and signatures counted by OpenDKIM's line for each, the same way for both MXs.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from ..engine.polling import poll
 from ..testing.network import SINK_IP, TestNet, build_peer_image, open_testnet
 from .results import Figure, Progress, Results
 
+#: OpenDKIM's log line for each message it signed.
+SIGNED = "DKIM-Signature field added"
 LOAD_RCPTS = ("reader@example.com", "reader@example.net", "reader@example.org")
 #: The relay's own test knob: enough parallel deliveries per destination for the load.
 LOAD_ENV = {"POSTFIX_default_destination_concurrency_limit": "20"}
@@ -74,6 +78,7 @@ def load_run(
             sink.remove(force=True)
             net.sink_up()
     latencies = [float(r["latency"]) for r in sub.results if r["code"] == 250]
+    signed_lines = sum(SIGNED in ln for ln in logs(net.relay).splitlines())
     row: dict[str, Any] = {
         "run": "load", "messages": count, "concurrency": concurrency, "signing": signing, "mx": mx,
         "accepted": sub.accepted,
@@ -89,7 +94,7 @@ def load_run(
         row["signed"] = sum(1 for m in msgs if b"DKIM-Signature:" in m.raw.split(b"\n\n", 1)[0])
     else:
         row["lost"] = count - len(sent)
-        row["signed"] = None
+        row["signed"] = signed_lines
     return row
 
 
@@ -124,11 +129,11 @@ def bench_load(
     with open_testnet(client, workdir / "testnet") as net:
         for conc in concurrencies:
             for signing in (True, False):
-                row = load_run(net, count, conc, signing=signing)
+                row = load_run(net, count, conc, signing=signing, mx="smtp-sink")
                 res.load.append(row)
                 p(_line(row))
-        for signing in (True, False):  # the same at the top concurrency, with smtp-sink as the MX
-            row = load_run(net, count, max(concurrencies), signing=signing, mx="smtp-sink")
+        for signing in (True, False):  # the top concurrency again, every message checked at the MX
+            row = load_run(net, count, max(concurrencies), signing=signing, mx="aiosmtpd")
             res.load.append(row)
             p(_line(row))
         if burst_count:

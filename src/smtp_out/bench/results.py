@@ -64,7 +64,7 @@ class Results:
         return fig
 
 
-def signing_overhead(load: list[dict[str, Any]], mx: str = "aiosmtpd") -> list[tuple[int, float]]:
+def signing_overhead(load: list[dict[str, Any]], mx: str = "smtp-sink") -> list[tuple[int, float]]:
     """(concurrency, delivered/s without signing / with signing) for each concurrency, on `mx`."""
     out = []
     rows = [r for r in load if r.get("mx", "aiosmtpd") == mx and r.get("run", "load") == "load"]
