@@ -40,3 +40,26 @@ def test_the_shipped_override_parses() -> None:
     names = [line.split("=", 1)[0] for line in r.stdout.splitlines()]
     assert "myhostname" in names and "ms-throttle_destination_rate_delay" in names
     assert len(names) == len(set(names))
+
+
+def test_mynetworks_entries_must_be_addresses_or_networks() -> None:
+    good = ["127.0.0.0/8", "10.5.5.100", "172.16.0.0/12", "[::1]/128", "[fd00::]/8"]
+    bad = ["bogus", "app.internal", "10.5.5.1/24", "256.0.0.0/8", "10.0.0.0/33", "::1", "10.0.0.0/8;x"]
+    script = "; ".join(f"is_network '{e}' && echo 'yes {e}' || echo 'no {e}'" for e in good + bad)
+    r = _bash(script)
+    assert r.stdout.split("\n")[:-1] == [f"yes {e}" for e in good] + [f"no {e}" for e in bad]
+
+
+def test_time_zones_are_names_of_zone_files_only() -> None:
+    r = _bash(
+        "for z in UTC Europe/Berlin ../../../etc/passwd /etc/passwd 'UTC;id' Mars/Olympus; do is_zone_name \"$z\" && echo yes || echo no; done"
+    )
+    assert r.stdout.split() == ["yes", "yes", "no", "no", "no", "no"]
+
+
+def test_a_postfix_value_with_a_line_break_is_refused_naming_the_variable() -> None:
+    r = _bash(
+        "export POSTFIX_notify_classes=$'bounce\\nsmtpd_recipient_restrictions = permit'; check_environment"
+    )
+    assert r.returncode == 1
+    assert r.stderr.startswith("[smtp-out] ERROR: POSTFIX_notify_classes: the value contains a line break")
