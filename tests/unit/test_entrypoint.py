@@ -51,9 +51,8 @@ def test_mynetworks_entries_must_be_addresses_or_networks() -> None:
 
 
 def test_time_zones_are_names_of_zone_files_only() -> None:
-    r = _bash(
-        "for z in UTC Europe/Berlin ../../../etc/passwd /etc/passwd 'UTC;id' Mars/Olympus; do is_zone_name \"$z\" && echo yes || echo no; done"
-    )
+    zones = "UTC Europe/Berlin ../../../etc/passwd /etc/passwd 'UTC;id' Mars/Olympus"
+    r = _bash(f'for z in {zones}; do is_zone_name "$z" && echo yes || echo no; done')
     assert r.stdout.split() == ["yes", "yes", "no", "no", "no", "no"]
 
 
