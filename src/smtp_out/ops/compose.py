@@ -78,7 +78,3 @@ class ComposeService:
         or whatever changed with `force_recreate`."""
         force = ["--force-recreate"] if force_recreate else []
         self.run("up", "-d", "--no-deps", "--no-build", *force, "-t", str(stop_timeout), self.service)
-
-    def config_hash(self) -> str:
-        """The config-hash compose would give the service's container now."""
-        return self.run("config", f"--hash={self.service}").split()[-1]

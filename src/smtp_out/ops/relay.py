@@ -115,10 +115,16 @@ def drain(container: Container, timeout: float = 60.0) -> str:
     return transports
 
 
+#: Prints "busy" while a delivery agent runs or a message is in the active queue (one exec).
+DELIVERING = (
+    "pgrep -x 'smtp|lmtp' >/dev/null && echo busy; "
+    """postqueue -j | grep -q '"queue_name": "active"' && echo busy; true"""
+)
+
+
 def _delivering(container: Container) -> bool:
     """True while a delivery agent runs or a message is in the active queue."""
-    agents, _ = exec_text(container, "pgrep -x 'smtp|lmtp' >/dev/null")
-    return agents == 0 or any(m.get("queue_name") == "active" for m in queue_listing(container))
+    return "busy" in _exec(container, DELIVERING)
 
 
 #: New submissions are told to try again later (450 at RCPT); sessions already running finish
