@@ -116,11 +116,11 @@ def queue_backup(
     c: Context, source: str = "", archive: str = "", hold: bool = False, json: bool = False
 ) -> None:
     """Back up a Postfix queue directory (read as root through the engine) into a checksummed archive."""
-    from smtp_out.ops import queue
+    from smtp_out.ops.queue import backup
 
-    out = Path(archive) if archive else queue.default_archive_name()
+    out = Path(archive) if archive else backup.default_archive_name()
     cli.show(
-        queue.backup(engine.client(), queue.source_dir(source), out, hold=hold, progress=cli.progress), json
+        backup.backup(engine.client(), backup.source_dir(source), out, hold=hold, progress=cli.progress), json
     )
 
 
@@ -134,9 +134,9 @@ def queue_backup(
 def queue_restore(c: Context, archive: str, target: str, json: bool = False) -> None:
     """Verify a queue archive against its manifest, then restore it (as root, through the engine)
     into a new or empty directory: only verified bytes, no setuid/setgid, no names outside it."""
-    from smtp_out.ops import queue
+    from smtp_out.ops.queue import backup
 
-    cli.show(queue.restore(engine.client(), Path(archive), Path(target)), json)
+    cli.show(backup.restore(engine.client(), Path(archive), Path(target)), json)
 
 
 @task(
@@ -179,12 +179,12 @@ def bench(
 def pins(c: Context, update: bool = False, json: bool = False) -> None:
     """Show each Dockerfile apt pin against the version Debian serves now (exit 1: a pin is gone)."""
     from smtp_out.engine import images
-    from smtp_out.ops import pins as apt_pins  # imported here: this task's name shadows the module
+    from smtp_out.ops.pins import drift
 
     client = engine.client()
     specs = images.discover()
     images.ensure_base_images(client, specs, cli.progress)
-    cli.show(apt_pins.check(client, [s.dockerfile for s in specs], update=update), json)
+    cli.show(drift.check(client, [s.dockerfile for s in specs], update=update), json)
 
 
 # --- the rollout (README: "Rolling out a new image") --------------------------------------
@@ -225,7 +225,7 @@ def deploy_parallel(
     json: bool = False,
 ) -> None:
     """Start the new image beside production (Phase 2) and check it: healthy, smoke test, DKIM canary."""
-    from smtp_out.ops import parallel
+    from smtp_out.ops.rollout import parallel
 
     outcome = parallel.deploy_parallel(
         engine.client(), production=production, name=name, image=image or None, queue_dir=_path(queue_dir),
@@ -272,7 +272,7 @@ def canary(
 )
 def report(c: Context, container: str = "smtp-out", since: str = "", json: bool = False) -> None:
     """Burn-in report: deliveries, signing, refusals, TLS and milter failures, queue; exit 1 on a red flag."""
-    from smtp_out.ops import burnin
+    from smtp_out.ops.report import burnin
 
     cli.show(burnin.run(engine.client(), [n for n in container.split(",") if n], since), json)
 
@@ -301,10 +301,10 @@ def cutover(
     json: bool = False,
 ) -> None:
     """Move production onto the tested image (Phase 6); on any failure roll back by itself and exit 1."""
-    from smtp_out.ops import cutover as rollout
+    from smtp_out.ops.rollout import cutover
 
-    target = rollout.Target(host, port, _path(ca), resolver or None)
-    outcome = rollout.cutover(
+    target = cutover.Target(host, port, _path(ca), resolver or None)
+    outcome = cutover.cutover(
         engine.client(), production=production, parallel=parallel, parallel_port=parallel_port,
         since=since, target=target, progress=cli.progress,
     )  # fmt: skip
@@ -331,10 +331,10 @@ def rollback(
     json: bool = False,
 ) -> None:
     """Roll production back to a rollback point, queue intact, verified like a cutover."""
-    from smtp_out.ops import cutover as rollout
+    from smtp_out.ops.rollout import cutover
 
-    target = rollout.Target(host, port, _path(ca), resolver or None)
-    cli.show(rollout.rollback(engine.client(), production=production, to=to, target=target,
+    target = cutover.Target(host, port, _path(ca), resolver or None)
+    cli.show(cutover.rollback(engine.client(), production=production, to=to, target=target,
                               progress=cli.progress), json)  # fmt: skip
 
 
@@ -347,6 +347,6 @@ def rollback(
 )
 def cleanup(c: Context, production: str = "smtp-out", keep: int = 3, json: bool = False) -> None:
     """Phase 7: remove stopped parallel containers and their queues (only when empty), old rollback points."""
-    from smtp_out.ops import cleanup as phase7
+    from smtp_out.ops.rollout import cleanup
 
-    cli.show(phase7.cleanup(engine.client(), production=production, keep=keep), json)
+    cli.show(cleanup.cleanup(engine.client(), production=production, keep=keep), json)

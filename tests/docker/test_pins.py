@@ -8,7 +8,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from smtp_out.ops.pins import PinStatus, check_dockerfiles, parse_pins, update_dockerfiles
+from smtp_out.ops.pins.drift import PinStatus, check_dockerfiles, parse_pins, update_dockerfiles
 
 from ..helpers import IMAGE_CONTEXT, PINNED_PACKAGES
 

@@ -20,7 +20,7 @@ import pytest
 from smtp_out import mail
 from smtp_out.engine.containers import wait_for_exit, wait_for_log
 from smtp_out.material import Material
-from smtp_out.ops.queue_archive import MESSAGE_DIRS, QUEUE_DIRS
+from smtp_out.ops.queue.archive import MESSAGE_DIRS, QUEUE_DIRS
 
 from ..helpers import crafted_archive, dir_member, file_member, invoke
 from .conftest import Started

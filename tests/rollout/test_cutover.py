@@ -19,7 +19,7 @@ import pytest
 
 from smtp_out.dkim import verify
 from smtp_out.engine.containers import wait_healthy
-from smtp_out.ops.parallel import deploy_parallel
+from smtp_out.ops.rollout.parallel import deploy_parallel
 from smtp_out.testing.peers import SubmitResult
 from smtp_out.testing.rollout import DNS_IP, PARALLEL_PORT, SLOW_DOMAIN, Production, RolloutNet, variant
 from smtp_out.testing.sink import SinkMessage

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from smtp_out.ops.apt import AptQueryFailed, parse_apt_output
-from smtp_out.ops.pins import (
+from smtp_out.ops.pins.apt import AptQueryFailed, parse_apt_output
+from smtp_out.ops.pins.drift import (
     Pin,
     PinStatus,
     parse_pins,

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from smtp_out.ops.queue import Snapshot, check_target, cross_check
-from smtp_out.ops.queue_archive import (
+from smtp_out.ops.queue.archive import (
     MANIFEST,
     Entry,
     Member,
@@ -21,6 +20,7 @@ from smtp_out.ops.queue_archive import (
     verify_archive,
     write_archive,
 )
+from smtp_out.ops.queue.backup import Snapshot, check_target, cross_check
 
 from ..helpers import crafted_archive, dir_member, file_member
 

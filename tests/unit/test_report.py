@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from smtp_out.ops import logparse
-from smtp_out.ops.logparse import LogSummary, lines_from_chunks, summarise
-from smtp_out.ops.report import (
+from smtp_out.ops.report import logparse
+from smtp_out.ops.report.logparse import LogSummary, lines_from_chunks, summarise
+from smtp_out.ops.report.synthetic import synthetic_log
+from smtp_out.ops.report.verdict import (
     QUEUE_MAX_AGE_HOURS,
     QUEUE_MAX_MESSAGES,
     RED_FLAGS,
@@ -28,7 +29,6 @@ from smtp_out.ops.report import (
     render_table,
     render_text,
 )
-from smtp_out.ops.synthetic import synthetic_log
 
 DATA = Path(__file__).parent / "data"
 QUEUE_READ_AT = 1795618446  # when queue-deferred.jsonl was read (epoch seconds)

@@ -57,7 +57,7 @@ def test_bench_refuses_a_bad_concurrency_before_doing_anything() -> None:
 def test_since_takes_a_duration_back_or_a_time() -> None:
     import datetime as dt
 
-    from smtp_out.ops.burnin import since_time
+    from smtp_out.ops.report.burnin import since_time
 
     now = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
     assert since_time("", now) is None

@@ -29,9 +29,10 @@ from ..engine.containers import (
     wait_for_health,
 )
 from ..material import Material
-from ..ops import burnin, configtest, smoke
-from ..ops.logparse import summarise
-from ..ops.synthetic import synthetic_log
+from ..ops import configtest, smoke
+from ..ops.report import burnin
+from ..ops.report.logparse import summarise
+from ..ops.report.synthetic import synthetic_log
 from ..testing.peers import PEER_IMAGE
 from . import DEFAULT_CONCURRENCY, PARTS
 from .load import bench_load

@@ -20,8 +20,8 @@ from .. import IMAGE
 from ..engine import images
 from ..engine.containers import wait_healthy
 from ..mail import greet
-from ..ops.cutover import RolloutOutcome, Target, cutover, rollback
-from ..ops.parallel import ROLE, ParallelOutcome, deploy_parallel
+from ..ops.rollout.cutover import RolloutOutcome, Target, cutover, rollback
+from ..ops.rollout.parallel import ROLE, ParallelOutcome, deploy_parallel
 from ..testing.network import build_peer_image
 from ..testing.peers import SubmitResult
 from ..testing.rollout import (

@@ -31,7 +31,7 @@ from ..engine.containers import exec_text
 from ..engine.polling import NotReady, poll
 from ..errors import SmtpOutError
 from ..mail import message, submit
-from .relay import queue_listing
+from .queue.relay import queue_listing
 
 SENDER_LOCAL_PART = "smtp-out-canary"
 

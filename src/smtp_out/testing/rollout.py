@@ -31,7 +31,7 @@ from ..dkim import DKIM_DOMAIN, DKIM_SELECTOR
 from ..engine.containers import unique
 from ..engine.networks import create_internal_network, remove_network
 from ..material import Material
-from ..ops.compose import ComposeService
+from ..ops.rollout.compose import ComposeService
 from .network import FAST_RETRY, MAIL_DOMAINS
 from .peers import SINK_HOST, SubmitResult, Zone, start_peer, submit_from
 from .sink import Sink

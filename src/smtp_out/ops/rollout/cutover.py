@@ -25,17 +25,19 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
-from ..checks import Report
-from ..engine.config import mounted_at
-from ..engine.containers import ContainerExited, exec_text, health, wait_healthy
-from ..engine.polling import NotReady
-from ..errors import SmtpOutError
-from . import burnin, canary, queue, smoke
+from ...checks import Report
+from ...engine.config import mounted_at
+from ...engine.containers import ContainerExited, exec_text, health, wait_healthy
+from ...engine.polling import NotReady
+from ...errors import SmtpOutError
+from .. import canary, smoke
+from ..queue import backup
+from ..queue.relay import drain, pick_up, quiesce
+from ..queue.transfer import move_queue
+from ..report import burnin
 from .compose import ComposeService
 from .parallel import SPOOL, RolloutError, point_tag, running, short
-from .relay import drain, pick_up, quiesce
-from .rollback_points import RollbackPoint, find, record, save, state_dir
-from .transfer import move_queue
+from .points import RollbackPoint, find, record, save, state_dir
 
 Progress = Callable[[str], None]
 
@@ -246,7 +248,7 @@ def _prepare(client: docker.DockerClient, steps: Steps, plan: _Plan, progress: P
         point = record(client, plan.prod, plan.service)
     with steps.step(f"back up {name}'s queue (held for the snapshot)"):
         archive = state_dir(plan.service) / f"queue-{point.created}.tar.gz"
-        queue.backup(client, plan.prod_queue, archive, hold=True, progress=progress)
+        backup.backup(client, plan.prod_queue, archive, hold=True, progress=progress)
         point = RollbackPoint(**{**point.__dict__, "queue_backup": str(archive)})
         save(point, state_dir(plan.service))
     with steps.step(f"drain and stop {plan.par.name}; move its queue into {name}'s"):

@@ -19,9 +19,9 @@ from typing import Any
 
 from docker.models.containers import Container
 
-from ..engine.containers import exec_text
-from ..engine.polling import NotReady, poll
-from .queue_archive import QueueError
+from ...engine.containers import exec_text
+from ...engine.polling import NotReady, poll
+from .archive import QueueError
 
 
 def containers_using(containers: list[Container], source: Path) -> list[Container]:

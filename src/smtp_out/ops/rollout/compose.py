@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import SmtpOutError
+from ...errors import SmtpOutError
 
 LABEL = "com.docker.compose."
 #: docker-compose v1, as Debian packages it.

@@ -11,8 +11,8 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from .. import LABEL
-from ..errors import SmtpOutError
+from ... import LABEL
+from ...errors import SmtpOutError
 from .dockerfile_words import PACKAGE
 
 

@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
-from ..checks import Check, Report, Result, exit_code, run_checks
-from ..checks import render_text as render_checks
+from ...checks import Check, Report, Result, exit_code, run_checks
+from ...checks import render_text as render_checks
 from .logparse import STATUSES, LogSummary, summarise
 
 #: Queue buildup: more messages than this in the queue is a red flag. The relay sends about 1k

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import docker
 
-from ..engine.config import mounted_at
-from ..engine.containers import logs
-from ..engine.files import MOUNT, mounted
+from ...engine.config import mounted_at
+from ...engine.containers import logs
+from ...engine.files import MOUNT, mounted
+from ..queue.archive import MESSAGE_DIRS
 from .compose import ComposeService
 from .parallel import ROLE, SPOOL
-from .queue_archive import MESSAGE_DIRS
-from .rollback_points import forget, points, state_dir
+from .points import forget, points, state_dir
 
 Progress = Callable[[str], None]
 COUNT = f"cd {MOUNT} && find {' '.join(sorted(MESSAGE_DIRS))} -type f 2>/dev/null | wc -l"

@@ -15,7 +15,7 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
-from ..errors import SmtpOutError
+from ...errors import SmtpOutError
 from .compose import ComposeService
 from .parallel import point_tag, repository
 

@@ -19,8 +19,8 @@ from typing import Literal
 import docker
 import docker.errors
 
-from .. import project
-from ..errors import SmtpOutError
+from ... import project
+from ...errors import SmtpOutError
 from .apt import available_versions
 from .dockerfile_words import find_pins
 

@@ -1,5 +1,5 @@
 """The burn-in report for running containers: each one's log since a point in time, streamed
-through the one-pass summariser, and its queue from `postqueue -j`; judged by ops.report."""
+through the one-pass summariser, and its queue from `postqueue -j`; judged by ops.report.verdict."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
-from ..checks import Report
-from ..engine.containers import exec_text
-from ..errors import SmtpOutError, UsageError
-from . import report
+from ...checks import Report
+from ...engine.containers import exec_text
+from ...errors import SmtpOutError, UsageError
+from . import verdict
 from .logparse import lines_from_chunks
-from .report import BurnInFacts
+from .verdict import BurnInFacts
 
 _RELATIVE = re.compile(r"(\d+)([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -64,7 +64,7 @@ def gather(client: docker.DockerClient, name: str, since: str = "") -> BurnInFac
     if container.status == "running":
         rc, out = exec_text(container, "postqueue -j")
         queue = out if rc == 0 else None
-    return report.build_facts(name, label, lines_from_chunks(chunks), queue, time.time())
+    return verdict.build_facts(name, label, lines_from_chunks(chunks), queue, time.time())
 
 
 @dataclass(frozen=True)
@@ -75,15 +75,15 @@ class BurnInOutcome:
 
     @property
     def exit_code(self) -> int:
-        return report.exit_code_of(r for _, r in self.items)
+        return verdict.exit_code_of(r for _, r in self.items)
 
     def text(self) -> str:
         if len(self.items) == 1:
-            return report.render_text(*self.items[0])
-        return report.render_table(self.items)
+            return verdict.render_text(*self.items[0])
+        return verdict.render_table(self.items)
 
     def to_json(self) -> object:
-        return json.loads(report.render_json(self.items))
+        return json.loads(verdict.render_json(self.items))
 
 
 def run(client: docker.DockerClient, names: Sequence[str], since: str = "") -> BurnInOutcome:
@@ -92,5 +92,5 @@ def run(client: docker.DockerClient, names: Sequence[str], since: str = "") -> B
         raise UsageError("name one container, or two to compare side by side (--container a,b)")
     started = time.monotonic()
     return BurnInOutcome(
-        [(facts, report.judge(facts, started)) for facts in (gather(client, n, since) for n in names)]
+        [(facts, verdict.judge(facts, started)) for facts in (gather(client, n, since) for n in names)]
     )

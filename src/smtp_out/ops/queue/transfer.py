@@ -17,10 +17,10 @@ from pathlib import Path
 
 import docker
 
-from .. import LABEL
-from ..engine.containers import unique
-from ..engine.files import FolderUnavailable
-from .queue_archive import QueueError
+from ... import LABEL
+from ...engine.containers import unique
+from ...engine.files import FolderUnavailable
+from .archive import QueueError
 
 SPOOL = "/var/spool/postfix"
 MOVE = (

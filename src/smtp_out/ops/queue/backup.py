@@ -8,7 +8,7 @@ cross-checks them: the archive must hold every message the queue held. A queue t
 relay mounts is backed up only with --hold: every message is held (postsuper -h) until the
 snapshot is taken, and the messages the backup held must all be in it.
 
-The archive format, its verification and the safety rules of restore: ops.queue_archive.
+The archive format, its verification and the safety rules of restore: ops.queue.archive.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from pathlib import Path
 import docker
 import docker.errors
 
-from .. import IMAGE
-from ..engine.containers import logs
-from ..engine.files import MOUNT, mounted, read_tar, write_tar
-from ..errors import EXIT_USAGE, UsageError
-from .queue_archive import (
+from ... import IMAGE
+from ...engine.containers import logs
+from ...engine.files import MOUNT, mounted, read_tar, write_tar
+from ...errors import EXIT_USAGE, UsageError
+from .archive import (
     MANIFEST,
     MESSAGE_DIRS,
     QUEUE_DIRS,

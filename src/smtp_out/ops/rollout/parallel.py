@@ -22,12 +22,12 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
-from ..checks import Report
-from ..engine.config import COMPOSE_PREFIX, ContainerConfig, Network, mounted_at
-from ..engine.containers import wait_for_health
-from ..engine.polling import NotReady
-from ..errors import SmtpOutError
-from . import canary, smoke
+from ...checks import Report
+from ...engine.config import COMPOSE_PREFIX, ContainerConfig, Network, mounted_at
+from ...engine.containers import wait_for_health
+from ...engine.polling import NotReady
+from ...errors import SmtpOutError
+from .. import canary, smoke
 
 Progress = Callable[[str], None]
 #: The label that marks the containers the rollout made, and what they are.

@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from ..errors import SmtpOutError
+from ...errors import SmtpOutError
 
 MANIFEST = "MANIFEST.json"
 FORMAT = "smtp-out-queue/1"
