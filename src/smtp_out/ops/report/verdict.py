@@ -333,6 +333,6 @@ def parse_json(text: str) -> list[tuple[BurnInFacts, Report]]:
     """The inverse of render_json."""
     out = []
     for item in json.loads(text)["reports"]:
-        results = tuple(Result(**x) for x in item["checks"])
+        results = tuple(Result.from_json(x) for x in item["checks"])
         out.append((BurnInFacts.from_dict(item["facts"]), Report(item["title"], results, item["seconds"])))
     return out
