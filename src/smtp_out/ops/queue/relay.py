@@ -101,30 +101,40 @@ def drain(container: Container, timeout: float = 60.0) -> str:
     the container's main.cf, which the entrypoint rebuilds at the next start. Returns the
     transports it deferred."""
     transports = _exec(container, DRAIN).strip()
+    last: list[str] = []
+
+    def idle() -> bool | None:
+        last[:] = in_flight(container)
+        return None if last else True
+
     try:
-        poll(
-            lambda: None if _delivering(container) else True,
-            timeout=timeout,
-            interval=0.2,
-            seen=lambda: "busy",
-        )
+        poll(idle, timeout=timeout, interval=0.2, seen=lambda: "; ".join(last))
     except NotReady:
         raise QueueError(
             f"{container.name}: deliveries still in flight {timeout:.0f}s after deferring {transports}"
+            f" ({'; '.join(last)})"
         ) from None
     return transports
 
 
-#: Prints "busy" while a delivery agent runs or a message is in the active queue (one exec).
-DELIVERING = (
-    "pgrep -x 'smtp|lmtp' >/dev/null && echo busy; "
-    """postqueue -j | grep -q '"queue_name": "active"' && echo busy; true"""
-)
+#: The delivery agents (pid, seconds running, command), each TCP connection a delivery agent
+#: has open or is opening, then the queue listing (one exec).
+IN_FLIGHT = r"""ps -o pid=,etimes=,args= -C smtp,lmtp | sed 's/^ */agent /'
+netstat -tnp 2>/dev/null | awk '$7 ~ /\/(smtp|lmtp)$/ {print "connection " $6 " " $5 " " $7}'
+postqueue -j"""
 
 
-def _delivering(container: Container) -> bool:
-    """True while a delivery agent runs or a message is in the active queue."""
-    return "busy" in _exec(container, DELIVERING)
+def in_flight(container: Container) -> list[str]:
+    """What keeps a relay from being at rest: delivery agents, their connections, active messages."""
+    busy = []
+    for line in _exec(container, IN_FLIGHT).splitlines():
+        if line.startswith("{"):
+            entry = json.loads(line)
+            if entry.get("queue_name") == "active":
+                busy.append(f"active {entry['queue_id']}")
+        elif line.strip():
+            busy.append(" ".join(line.split()))
+    return busy
 
 
 #: New submissions are told to try again later (450 at RCPT); sessions already running finish
