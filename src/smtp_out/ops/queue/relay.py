@@ -84,13 +84,15 @@ def held(container: Container, timeout: float = 30.0) -> Iterator[Held]:
 
 
 #: Every master.cf service that delivers over SMTP or LMTP, deferred; main.cf backdated so that
-#: the reload sees it at once (Postfix waits for a just-written main.cf to "cool down").
+#: the reload sees it at once (Postfix waits for a just-written main.cf to "cool down"). Prints
+#: the queue manager's pid from before the reload (the reload restarts it), then the transports.
 DRAIN = r"""set -e
+qmgr=$(pgrep -x qmgr || echo none)
 transports=$(postconf -M | awk '$8 == "smtp" || $8 == "lmtp" {print $1}' | sort -u | tr '\n' ' ')
 postconf -e "defer_transports = $transports"
 touch -d "@$(($(date +%s) - 60))" /etc/postfix/main.cf
 postfix reload >/dev/null 2>&1
-echo "$transports"
+echo "$qmgr $transports"
 """
 
 
@@ -99,12 +101,18 @@ def drain(container: Container, timeout: float = 60.0) -> str:
     relay kills none (a killed delivery that the peer already accepted is sent again: a
     duplicate). Mail is still accepted meanwhile; it waits in the queue. The change lives only in
     the container's main.cf, which the entrypoint rebuilds at the next start. Returns the
-    transports it deferred."""
-    transports = _exec(container, DRAIN).strip()
+    transports it deferred.
+
+    In flight means: the queue manager that was running before the reload (it may still hand out
+    messages) is still there, or a delivery agent has an established connection. An agent that
+    is still connecting (a dead or black-holed MX keeps it there for smtp_connect_timeout, 30 s,
+    per address) has sent nothing: it is frozen, checked again and ended, and its message stays
+    queued. Without that, a drain waited on a dead MX for minutes."""
+    old_qmgr, transports = _exec(container, DRAIN).strip().split(" ", 1)
     last: list[str] = []
 
     def idle() -> bool | None:
-        last[:] = in_flight(container)
+        last[:] = in_flight(container, old_qmgr)
         return None if last else True
 
     try:
@@ -117,24 +125,29 @@ def drain(container: Container, timeout: float = 60.0) -> str:
     return transports
 
 
-#: The delivery agents (pid, seconds running, command), each TCP connection a delivery agent
-#: has open or is opening, then the queue listing (one exec).
-IN_FLIGHT = r"""ps -o pid=,etimes=,args= -C smtp,lmtp | sed 's/^ */agent /'
-netstat -tnp 2>/dev/null | awk '$7 ~ /\/(smtp|lmtp)$/ {print "connection " $6 " " $5 " " $7}'
-postqueue -j"""
+#: Per delivery agent, frozen while it is looked at: an established connection is a delivery in
+#: flight (said, then the agent resumes); one still connecting (SYN_SENT) is ended. Then the
+#: queue manager from before the reload, if it still runs.
+IN_FLIGHT = r"""old_qmgr=$1
+for pid in $(pgrep -x 'smtp|lmtp'); do
+  kill -STOP "$pid" 2>/dev/null || continue
+  conns=$(netstat -tnp 2>/dev/null | awk -v p="$pid/" 'index($7, p) == 1 {print $6 " " $5}')
+  case "$conns" in
+    *ESTABLISHED*) echo "agent $pid ($(ps -o etimes= -p "$pid" | tr -d ' ') s): $conns" ;;
+    *SYN_SENT*) kill -TERM "$pid" ;;
+  esac
+  kill -CONT "$pid" 2>/dev/null || true
+done
+if [ "$(pgrep -x qmgr)" = "$old_qmgr" ]; then echo "qmgr $old_qmgr has not restarted since the reload"; fi
+true"""
 
 
-def in_flight(container: Container) -> list[str]:
-    """What keeps a relay from being at rest: delivery agents, their connections, active messages."""
-    busy = []
-    for line in _exec(container, IN_FLIGHT).splitlines():
-        if line.startswith("{"):
-            entry = json.loads(line)
-            if entry.get("queue_name") == "active":
-                busy.append(f"active {entry['queue_id']}")
-        elif line.strip():
-            busy.append(" ".join(line.split()))
-    return busy
+def in_flight(container: Container, old_qmgr: str) -> list[str]:
+    """What keeps a draining relay from being at rest, one line each (none: at rest)."""
+    rc, out = exec_text(container, ["sh", "-c", IN_FLIGHT, "in-flight", old_qmgr])
+    if rc != 0:
+        raise QueueError(f"{container.name}: checking deliveries in flight failed: {out.strip()}")
+    return [" ".join(line.split()) for line in out.splitlines() if line.strip()]
 
 
 #: New submissions are told to try again later (450 at RCPT); sessions already running finish
