@@ -28,7 +28,8 @@ from ..engine.containers import (
 )
 from ..engine.networks import internal_network_anywhere
 from ..material import Material
-from .results import Figure, Progress, Results
+from ..progress import Progress
+from .results import Figure, Results
 
 #: Subnets the start-up benchmark's network may take (the first one free).
 SUBNETS = [f"172.31.{third}.0/24" for third in range(100, 150)]

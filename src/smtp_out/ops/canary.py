@@ -31,7 +31,7 @@ from ..engine.containers import exec_text
 from ..engine.polling import NotReady, poll
 from ..errors import SmtpOutError
 from ..mail import message, submit
-from .queue.relay import queue_listing
+from .queue import listing
 
 SENDER_LOCAL_PART = "smtp-out-canary"
 
@@ -176,8 +176,8 @@ def _text(reply: bytes | str) -> str:
 
 def _queue_of(container: Container, queue_id: str) -> str:
     """The queue (hold, active, ...) the message is in, or "gone from the queue"."""
-    listing = {m["queue_id"]: m.get("queue_name", "?") for m in queue_listing(container)}
-    return str(listing.get(queue_id, "gone from the queue"))
+    queues = {m["queue_id"]: m.get("queue_name", "?") for m in listing.messages(container)}
+    return str(queues.get(queue_id, "gone from the queue"))
 
 
 def _held_copy(container: Container, queue_id: str, timeout: float = 10.0) -> tuple[str, bytes]:

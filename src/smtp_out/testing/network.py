@@ -12,7 +12,6 @@ points them at the sink, which stores each message with its arrival time in a ho
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from ..engine.containers import (
 from ..engine.networks import internal_network
 from ..engine.polling import poll
 from ..material import Material
+from ..ops.queue import listing
 from .peers import (
     PEER_IMAGE,
     SINK_HOST,
@@ -169,8 +169,7 @@ class TestNet:
 
     def queue_ids(self) -> list[str]:
         """Queue ids of every message in the relay's queue (postqueue -j)."""
-        _, out = exec_text(self.relay, "postqueue -j")
-        return [json.loads(line)["queue_id"] for line in out.splitlines() if line.startswith("{")]
+        return listing.queue_ids(self.relay)
 
     # --- clients --------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from docker.models.containers import Container
 from ...checks import Report
 from ...engine.containers import exec_text
 from ...errors import SmtpOutError, UsageError
+from ..queue import listing
 from . import verdict
 from .logparse import lines_from_chunks
 from .verdict import BurnInFacts
@@ -62,7 +63,7 @@ def gather(client: docker.DockerClient, name: str, since: str = "") -> BurnInFac
     )
     queue = None
     if container.status == "running":
-        rc, out = exec_text(container, "postqueue -j")
+        rc, out = exec_text(container, listing.COMMAND)
         queue = out if rc == 0 else None
     return verdict.build_facts(name, label, lines_from_chunks(chunks), queue, time.time())
 
