@@ -20,16 +20,10 @@ import docker.errors
 
 from .. import IMAGE, LABEL, project
 from ..engine import images
-from ..engine.containers import (
-    SmtpOutOptions,
-    removing,
-    run_smtp_out,
-    unique,
-    wait_for_banner,
-    wait_for_health,
-)
+from ..engine.containers import removing, unique, wait_for_health
 from ..material import Material
 from ..ops import configtest, smoke
+from ..ops.launch import SmtpOutOptions, run_smtp_out, wait_for_banner
 from ..ops.report import burnin
 from ..ops.report.logparse import summarise
 from ..ops.report.synthetic import synthetic_log

@@ -27,9 +27,9 @@ from docker.models.containers import Container
 
 from ..checks import Check, Report, run_checks
 from ..dkim import DKIM_SELECTOR, dkim_tags, verify
+from ..engine import containers
 from ..engine.containers import exec_text
 from ..engine.polling import NotReady, poll
-from ..errors import SmtpOutError
 from ..mail import message, submit
 from .queue import listing
 
@@ -60,10 +60,6 @@ class CanaryFacts:
         return bool(
             self.raw and self.published and verify(self.raw, self.published, self.domain, self.selector)
         )
-
-
-class CanaryError(SmtpOutError):
-    """The canary could not even start (no such container)."""
 
 
 def _not_measured(f: CanaryFacts) -> str:
@@ -117,13 +113,6 @@ def checks(recipient: str | None) -> tuple[Check[CanaryFacts], ...]:
         ),
         Check(f"Canary {disposal}", lambda f: f.disposal, lambda v: v == disposal, disposal),
     )
-
-
-def _container(client: docker.DockerClient, name: str) -> Container:
-    try:
-        return client.containers.get(name)
-    except docker.errors.NotFound:
-        raise CanaryError(f"no container named {name!r} (docker ps -a lists the containers)") from None
 
 
 def _postconf(container: Container, name: str) -> str:
@@ -224,7 +213,7 @@ def run(
     """Run the canary through `container` (published on host:port). With `to`, a message that
     passed every check is released to that address; otherwise, and on any failure, it is deleted."""
     started = time.monotonic()
-    relay = _container(client, container)
+    relay = containers.get(client, container)
     domain = _postconf(relay, "myhostname")
     recipient = to or f"postmaster@{domain}"
     submitted, queue_id = _submit(host, port, domain, recipient, ca)

@@ -16,17 +16,15 @@ from ..engine.containers import (
     ContainerExited,
     NotReady,
     Section,
-    SmtpOutOptions,
     address,
     logs,
     removing,
     run_sections,
-    run_smtp_out,
     unique,
-    wait_for_banner,
 )
 from ..engine.networks import internal_network_anywhere
 from ..material import Material
+from .launch import SmtpOutOptions, run_smtp_out, wait_for_banner
 
 #: Subnets the config test's throwaway network may take (the first one free).
 SUBNETS = [f"172.31.{third}.0/24" for third in range(200, 255)]

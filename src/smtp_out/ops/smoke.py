@@ -19,8 +19,8 @@ import docker.errors
 from docker.models.containers import Container
 
 from ..checks import Check, Report, finds_nothing, run_checks
+from ..engine import containers
 from ..engine.containers import Section, logs, run_sections
-from ..errors import SmtpOutError
 from ..mail import Greeting, greet
 
 POSTCONF_PARAMS = (
@@ -57,10 +57,6 @@ COMMANDS = {
 #: The spec's log check: error|fatal|crit (and panic), less its two known-harmless patterns.
 LOG_PROBLEM = re.compile(r"error|fatal|crit|panic", re.IGNORECASE)
 LOG_IGNORED = re.compile(r"warning: SASL|Permission denied")
-
-
-class NoSuchContainer(SmtpOutError):
-    """The container to check does not exist: one line, not a table of failures."""
 
 
 @dataclass(frozen=True)
@@ -101,12 +97,7 @@ def _logs_since_start(container: Container) -> str:
 def gather(client: docker.DockerClient, name: str, host: str, port: int) -> SmokeFacts:
     with ThreadPoolExecutor(max_workers=2) as pool:
         smtp_future = pool.submit(greet, host, port)
-        try:
-            container = client.containers.get(name)
-        except docker.errors.NotFound:
-            raise NoSuchContainer(
-                f"no container named {name!r} (docker ps -a lists the containers)"
-            ) from None
+        container = containers.get(client, name)
         state = str(container.attrs.get("State", {}).get("Status", "unknown"))
         health = str((container.attrs.get("State", {}).get("Health") or {}).get("Status", "none"))
         if state != "running":

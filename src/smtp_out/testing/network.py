@@ -22,18 +22,11 @@ import docker.errors
 from docker.models.containers import Container
 
 from .. import IMAGE
-from ..engine.containers import (
-    SmtpOutOptions,
-    exec_text,
-    logs,
-    run_smtp_out,
-    unique,
-    wait_for_banner,
-    wait_for_log,
-)
+from ..engine.containers import exec_text, logs, unique, wait_for_log
 from ..engine.networks import internal_network
 from ..engine.polling import poll
 from ..material import Material
+from ..ops.launch import SmtpOutOptions, run_smtp_out, wait_for_banner
 from ..ops.queue import listing
 from .peers import (
     PEER_IMAGE,
