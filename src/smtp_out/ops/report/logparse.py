@@ -160,15 +160,10 @@ class LogSummariser:
             self._problem("permission_problems", "permission", line)
 
     def _syslog(self, line: str) -> None:
-        body = line[16:]
-        colon = body.find(": ")
-        if colon < 0:
+        tagged = _program_text(line[16:])
+        if tagged is None:
             return
-        program = body[body.rfind(" ", 0, colon) + 1 : colon]
-        bracket = program.find("[")
-        if bracket >= 0:
-            program = program[:bracket]
-        text = body[colon + 2 :]
+        program, text = tagged
         if program.startswith("postfix/"):
             self._postfix(program, text, line)
         elif program == "opendkim":
@@ -296,6 +291,71 @@ class LogSummariser:
         kept = self.examples.setdefault(kind, [])
         if len(kept) < MAX_EXAMPLES:
             kept.append(line[:EXAMPLE_CHARS])
+
+
+#: A program's own diagnostic on stderr, without syslog's prefix ("postconf: warning: ...").
+_BARE_TAG = re.compile(r"[\w./-]+(?:\[\d+\])?: (warning|error|fatal|panic): ")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A log line that reports a problem, and its severity: warning, error, fatal or panic."""
+
+    severity: str
+    line: str
+
+    @property
+    def failing(self) -> bool:
+        """error, fatal and panic fail a check; a warning is reported (WARN)."""
+        return self.severity != "warning"
+
+
+def problem(raw: str) -> Problem | None:
+    """The problem a log line reports, judged by the severity after its program's tag, never by
+    a word anywhere in it: Postfix's `<program>[pid]: warning|error|fatal|panic: ...`, the
+    entrypoint's `[smtp-out] ERROR:|WARNING:`, a bare `postconf: warning: ...`, and OpenDKIM's
+    lines (busybox syslogd drops their priority: judged as the summariser judges them). A
+    delivery by Postfix's `error` agent (`postfix/error[..]: <qid>: ... status=deferred`) or a
+    TLS warning that quotes OpenSSL's `error:0A00...` is not an error."""
+    line = raw.rstrip("\r\n")
+    if line[10:11] == "T" and line[4:5] == "-":  # Docker's RFC 3339 prefix
+        line = line.partition(" ")[2]
+    if line.startswith("[smtp-out] "):
+        text = line[11:]
+        if text.startswith("ERROR:"):
+            return Problem("error", line)
+        return Problem("warning", line) if text.startswith("WARNING:") else None
+    if not (line[15:16] == " " and line[9:10] == ":"):  # not "Mon DD HH:MM:SS "
+        m = _BARE_TAG.match(line)
+        return Problem(m.group(1), line) if m else None
+    tagged = _program_text(line[16:])
+    if tagged is None:
+        return None
+    program, text = tagged
+    if program == "postfix" or program.startswith("postfix/"):
+        first = text.partition(": ")[0]
+        return Problem(first, line) if first in _SEVERITIES else None
+    if program == "opendkim" and SIGNED_MARK not in text:
+        if _PERMISSION.search(text):
+            return Problem("warning", line)
+        if _DKIM_ERROR.search(text):
+            return Problem("error", line)
+    return None
+
+
+def problems(log: str) -> list[Problem]:
+    """Every problem line of a log, in order."""
+    return [p for p in map(problem, log.splitlines()) if p is not None]
+
+
+def _program_text(body: str) -> tuple[str, str] | None:
+    """A syslog line's body after the time ("host program[pid]: text") -> (program, text)."""
+    colon = body.find(": ")
+    if colon < 0:
+        return None
+    program = body[body.rfind(" ", 0, colon) + 1 : colon]
+    bracket = program.find("[")
+    return (program[:bracket] if bracket >= 0 else program), body[colon + 2 :]
 
 
 def summarise(lines: Iterable[str]) -> LogSummary:
