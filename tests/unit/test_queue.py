@@ -192,3 +192,24 @@ def test_restore_targets_must_be_new_or_empty_directories(tmp_path: Path) -> Non
         check_target(tmp_path / "full")
     check_target(tmp_path / "new" / "queue")
     assert (tmp_path / "new" / "queue").is_dir()
+
+
+def test_postqueue_json_is_parsed_in_one_place() -> None:
+    """ops.queue.listing: one object per message, in order; postqueue's own diagnostics (same
+    stream through docker exec) and blank lines skipped; anything else refused."""
+    from smtp_out.ops.queue import listing
+
+    data = Path(__file__).parent / "data"
+    held = listing.parse((data / "queue-hold.jsonl").read_text())
+    assert [m["queue_name"] for m in held] == ["deferred", "hold"]
+    noisy = (
+        "postqueue: warning: dict_nis_init: NIS domain name not set\n\n"
+        + (data / "queue-deferred.jsonl").read_text()
+    )
+    assert [m["queue_id"] for m in listing.parse(noisy)] == [
+        m["queue_id"] for m in listing.parse((data / "queue-deferred.jsonl").read_text())
+    ]
+    assert len(listing.parse(noisy)) == 2
+    for bad in ("[1, 2]\n", "Mail queue is empty\n", "{not json\n"):
+        with pytest.raises(ValueError, match="line 1 is not a JSON object"):
+            listing.parse(bad)

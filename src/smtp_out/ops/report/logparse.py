@@ -11,8 +11,12 @@ Memory stays bounded whatever the log's length: counters, at most MAX_EXAMPLES l
 of problem, and flags for each message submitted in the window only until both its DKIM
 signature and its queue entry were seen (at most MAX_TRACKED at once).
 
-Size (~320 lines): the summariser is one state machine over Postfix's and OpenDKIM's line
-formats; its regexes, counters and per-message tracking are kept in one place on purpose.
+`problem` judges one line by the severity after its program's tag (the smoke test and the
+config test read the log through it).
+
+Size (~380 lines): the summariser is one state machine over Postfix's and OpenDKIM's line
+formats; its regexes, counters and per-message tracking are kept in one place on purpose, and
+`problem` reads the same formats with the same patterns (one definition of a bad log line).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 #: Lines kept per kind of problem, and characters kept per line.
 MAX_EXAMPLES = 3
@@ -54,6 +58,8 @@ _DKIM_ERROR = re.compile(
     r"|\(\): |terminating with status [1-9]",
     re.IGNORECASE,
 )
+#: A program's own diagnostic on stderr, without syslog's prefix ("postconf: warning: ...").
+_BARE_TAG = re.compile(r"[\w./-]+(?:\[\d+\])?: (warning|error|fatal|panic): ")
 _QUEUED, _SIGNED = 1, 2
 
 
@@ -293,12 +299,7 @@ class LogSummariser:
             kept.append(line[:EXAMPLE_CHARS])
 
 
-#: A program's own diagnostic on stderr, without syslog's prefix ("postconf: warning: ...").
-_BARE_TAG = re.compile(r"[\w./-]+(?:\[\d+\])?: (warning|error|fatal|panic): ")
-
-
-@dataclass(frozen=True)
-class Problem:
+class Problem(NamedTuple):
     """A log line that reports a problem, and its severity: warning, error, fatal or panic."""
 
     severity: str
