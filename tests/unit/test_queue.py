@@ -213,3 +213,35 @@ def test_postqueue_json_is_parsed_in_one_place() -> None:
     for bad in ("[1, 2]\n", "Mail queue is empty\n", "{not json\n"):
         with pytest.raises(ValueError, match="line 1 is not a JSON object"):
             listing.parse(bad)
+
+
+def test_the_move_script_counts_what_is_left_in_every_message_directory() -> None:
+    """transfer.MOVE is built from archive.MESSAGE_DIRS (corrupt/ included), under SPOOL."""
+    from smtp_out import SPOOL
+    from smtp_out.ops.queue.archive import MESSAGE_DIRS
+    from smtp_out.ops.queue.transfer import MOVE
+
+    left = next(line for line in MOVE.splitlines() if line.startswith("left=$(find "))
+    assert left.split()[1:-6] == [f"{SPOOL}/{d}" for d in sorted(MESSAGE_DIRS)]
+    assert f"{SPOOL}/corrupt" in left
+
+
+def test_config_test_without_an_image_is_one_line_saying_to_build() -> None:
+    import docker.errors
+
+    from smtp_out.ops import configtest
+
+    class Images:
+        def get(self, ref: str) -> None:
+            raise docker.errors.ImageNotFound(f"No such image: {ref}")
+
+    class Client:
+        images = Images()
+
+    with pytest.raises(configtest.NoImage) as caught:
+        configtest.run(Client())  # type: ignore[arg-type]
+    assert str(caught.value) == (
+        "no image smtp-out to test: build it first "
+        "(invoke build-docker-images, or config-test without --no-build)"
+    )
+    assert caught.value.exit_code == 1
