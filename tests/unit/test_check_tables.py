@@ -27,6 +27,7 @@ receive_override_options =
 cleanup_service_name = cleanup
 header_checks =
 mynetworks = 127.0.0.0/8,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16
+smtpd_authorized_xclient_hosts =
 smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination
 smtpd_recipient_restrictions =
 smtpd_tls_security_level = encrypt

@@ -68,6 +68,7 @@ MILTER, HEADERS, RELAY, TLS = (
         ({"mynetworks": "127.0.0.0/8, 100.64.0.0/10"}, "", {RELAY: Verdict.FAIL}),
         ({"mynetworks": "127.0.0.0/8 [::]/0"}, "", {RELAY: Verdict.FAIL}),
         ({}, "submission/inet/smtpd_relay_restrictions = permit", {RELAY: Verdict.FAIL}),
+        ({}, "submission/inet/smtpd_authorized_xclient_hosts = 0.0.0.0/0", {RELAY: Verdict.FAIL}),
         ({"smtpd_tls_security_level": "may"}, "", {TLS: Verdict.WARN}),
         ({"smtpd_tls_mandatory_protocols": ">=TLSv1"}, "", {TLS: Verdict.WARN}),
         ({"smtpd_tls_protocols": "!SSLv2, !SSLv3"}, "", {TLS: Verdict.WARN}),

@@ -28,6 +28,7 @@ PARAMETERS = (
     "cleanup_service_name",
     "header_checks",
     "mynetworks",
+    "smtpd_authorized_xclient_hosts",
     "smtpd_relay_restrictions",
     "smtpd_recipient_restrictions",
     "smtpd_tls_security_level",
@@ -144,6 +145,11 @@ def relay_problems(e: Effective) -> list[str]:
         f"mynetworks includes {w} (wider than loopback and RFC 1918)"
         for w in wider_networks(e.get("mynetworks"))
     ]
+    if e.get("smtpd_authorized_xclient_hosts"):
+        found.append(
+            f"smtpd_authorized_xclient_hosts = {e.get('smtpd_authorized_xclient_hosts')} "
+            "(those clients may claim any address, one in mynetworks too)"
+        )
     relay = e.get("smtpd_relay_restrictions")
     judged = relay if relay else e.get("smtpd_recipient_restrictions")
     if not _refuses_relay(judged):
