@@ -34,7 +34,7 @@ MAX_TRACKED = 10_000
 #: Delivery statuses always present in LogSummary.by_status (others are added as seen).
 STATUSES = ("sent", "deferred", "bounced", "expired")
 #: OpenDKIM's line for a signed message ("<queue id>: DKIM-Signature field added (s=.., d=..)"):
-#: the key-independent part of signatures.SIGNED_LOG_LINE, since any signature counts here.
+#: the key-independent part of dkim.SIGNED_LOG_LINE, since any signature counts here.
 SIGNED_MARK = "DKIM-Signature field added"
 
 _COUNTERS = (
