@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import nox
 
+from smtp_out.project import INTEGRATION_PYTEST_ARGS
+
 nox.options.sessions = ["lint", "unit", "image", "integration"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True  # a missing Python fails the run, never skips it
@@ -68,7 +70,7 @@ def image(session: nox.Session) -> None:
 def integration(session: nox.Session) -> None:
     """End to end on a hermetic copy of production: the relay, and the rollout under compose."""
     _install(session, "test")
-    _pytest(session, "tests/integration", "tests/rollout")
+    _pytest(session, *INTEGRATION_PYTEST_ARGS)  # what `invoke integration-test` runs too
 
 
 @nox.session(python=PYTHON)

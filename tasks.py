@@ -15,13 +15,14 @@ from pathlib import Path
 
 from invoke.context import Context
 
-from smtp_out import cli, engine
+from smtp_out import cli
 from smtp_out.cli import task
 
 
 @task()
 def build_docker_images(c: Context) -> None:
     """Build every docker-services/*/Dockerfile as an image named after its folder."""
+    from smtp_out import engine
     from smtp_out.engine import images
 
     client = engine.client()
@@ -32,12 +33,15 @@ def build_docker_images(c: Context) -> None:
 @task(help={"build": "build the image first (default yes)", "json": "print the report as JSON"})
 def config_test(c: Context, build: bool = True, json: bool = False) -> None:
     """Build smtp-out, run it with a throwaway certificate and DKIM key, and check its configuration."""
+    from smtp_out import IMAGE, engine
     from smtp_out.engine import images
     from smtp_out.ops import configtest
 
     client = engine.client()
     if build:
-        images.build_smtp_out(client, cli.progress)
+        built = {IMAGE: images.build_smtp_out(client, cli.progress)}
+        for warning in images.left_behind(client, built):
+            cli.progress(warning)
     report, facts = configtest.run(client)
     if not report.ok and facts.log:
         cli.progress("--- container log ---\n" + facts.log.rstrip())
@@ -53,32 +57,39 @@ def config_test(c: Context, build: bool = True, json: bool = False) -> None:
     }
 )
 def smoke_test(
-    c: Context, container: str = "smtp-out", port: int = 1587, host: str = "127.0.0.1", json: bool = False
+    c: Context, container: str = "smtp-out", port: str = "1587", host: str = "127.0.0.1", json: bool = False
 ) -> None:
-    """Check a running smtp-out container: processes, listeners, configuration, logs, health."""
+    """Check a running smtp-out container: processes, listeners, the policy on 587, logs, health."""
+    number = cli.port("port", port)
+    from smtp_out import engine
     from smtp_out.ops import smoke
 
-    cli.show(smoke.run(engine.client(), container, port, host), json)
+    cli.show(smoke.run(engine.client(), container, number, host), json)
 
 
 @task(
     help={
         "domain": "domain to sign for (required)",
         "selector": "DKIM selector (default mail)",
-        "bits": "RSA key size (default 2048)",
+        "bits": "RSA key size, 2048 to 4096 (default 2048)",
         "out": "directory for <domain>.private and <domain>.txt (default .tmp/opendkim-keys)",
+        "json": "print the files and the TXT record as JSON",
     }
 )
 def dkim_key(
-    c: Context, domain: str, selector: str = "mail", bits: int = 2048, out: str = ".tmp/opendkim-keys"
+    c: Context,
+    *,
+    domain: str = "",
+    selector: str = "mail",
+    bits: str = "2048",
+    out: str = ".tmp/opendkim-keys",
+    json: bool = False,
 ) -> None:
     """Generate a DKIM key pair in the flat layout the image mounts, and print the TXT record."""
     from smtp_out import dkim
 
-    key = dkim.generate(Path(out), domain, selector, bits)
-    print(f"wrote {key.private} (mode 600) and {key.txt}")
-    print(f"publish this TXT record for {selector}._domainkey.{domain}:")
-    print(key.record, end="")
+    size = cli.integer("bits", bits, *dkim.KEY_BITS)
+    cli.show(dkim.generate(Path(out), domain, selector, size), json)
 
 
 @task(
@@ -89,16 +100,18 @@ def dkim_key(
 )
 def integration_test(c: Context, keep: bool = False, k: str = "") -> None:
     """Run the end-to-end suites (relay and rollout) on a hermetic copy of the production network."""
+    from smtp_out import engine, project
+
     engine.client()  # one clear line, exit 2, when no engine answers
-    suites = ["tests/integration", "tests/rollout"]
-    argv = [sys.executable, "-m", "pytest", *suites, "-q", "-p", "no:cacheprovider"]
+    argv = [sys.executable, "-m", "pytest", *project.INTEGRATION_PYTEST_ARGS, "-q", "-p", "no:cacheprovider"]
     env = {**os.environ, **({"SMTP_OUT_KEEP": "1"} if keep else {})}
     raise SystemExit(subprocess.run([*argv, *(["-k", k] if k else [])], env=env, check=False).returncode)
 
 
 @task()
-def clean(c: Context) -> None:
+def remove_test_leftovers(c: Context) -> None:
     """Remove the containers and networks the tasks and tests left behind (labelled smtp-out.tools)."""
+    from smtp_out import engine
     from smtp_out.engine import networks
 
     print(f"removed {networks.remove_leftovers(engine.client())} containers and networks")
@@ -116,6 +129,7 @@ def queue_backup(
     c: Context, source: str = "", archive: str = "", hold: bool = False, json: bool = False
 ) -> None:
     """Back up a Postfix queue directory (read as root through the engine) into a checksummed archive."""
+    from smtp_out import engine
     from smtp_out.ops.queue import backup
 
     out = Path(archive) if archive else backup.default_archive_name()
@@ -134,6 +148,7 @@ def queue_backup(
 def queue_restore(c: Context, archive: str, target: str, json: bool = False) -> None:
     """Verify a queue archive against its manifest, then restore it (as root, through the engine)
     into a new or empty directory: only verified bytes, no setuid/setgid, no names outside it."""
+    from smtp_out import engine
     from smtp_out.ops.queue import backup
 
     cli.show(backup.restore(engine.client(), Path(archive), Path(target)), json)
@@ -151,19 +166,25 @@ def queue_restore(c: Context, archive: str, target: str, json: bool = False) -> 
 def bench(
     c: Context,
     *,
-    repeats: int = 3,
-    messages: int = 1000,
+    repeats: str = "3",
+    messages: str = "1000",
     concurrency: str = "1,4,16",
     parts: str = "",
-    burst: int = 10_000,
+    burst: str = "10000",
 ) -> None:
     """Measure build, start-up, checks, report, load and rollout; write bench/results/latest.{md,json,png}."""
+    runs, count, burst_count = (
+        cli.integer("repeats", repeats, 1),
+        cli.integer("messages", messages, 1),
+        cli.integer("burst", burst, 0),
+    )
+    concurrencies = cli.parse_int_list("concurrency", concurrency)
+    from smtp_out import engine
     from smtp_out.bench import PARTS, measure, report
 
-    concurrencies = cli.parse_int_list("concurrency", concurrency)
     res = measure.run(
-        engine.client(), repeats=repeats, load_messages=messages, concurrencies=concurrencies,
-        parts=tuple(p for p in parts.split(",") if p) or PARTS, burst=burst, progress=cli.progress,
+        engine.client(), repeats=runs, load_messages=count, concurrencies=concurrencies,
+        parts=tuple(p for p in parts.split(",") if p) or PARTS, burst=burst_count, progress=cli.progress,
     )  # fmt: skip
     paths = report.write(res)
     print(paths["md"].read_text())
@@ -178,6 +199,7 @@ def bench(
 )
 def pins(c: Context, update: bool = False, json: bool = False) -> None:
     """Show each Dockerfile apt pin against the version Debian serves now (exit 1: a pin is gone)."""
+    from smtp_out import engine
     from smtp_out.engine import images
     from smtp_out.ops.pins import drift
 
@@ -218,18 +240,20 @@ def deploy_parallel(
     name: str = "smtp-out-new",
     image: str = "",
     queue_dir: str = "",
-    port: int = 1588,
+    port: str = "1588",
     host: str = "127.0.0.1",
     ca: str = "",
     resolver: str = "",
     json: bool = False,
 ) -> None:
     """Start the new image beside production (Phase 2) and check it: healthy, smoke test, DKIM canary."""
+    number = cli.port("port", port)
+    from smtp_out import engine
     from smtp_out.ops.rollout import parallel
 
     outcome = parallel.deploy_parallel(
         engine.client(), production=production, name=name, image=image or None, queue_dir=_path(queue_dir),
-        host=host, port=port, ca=_path(ca), resolver=resolver or None, progress=cli.progress,
+        host=host, port=number, ca=_path(ca), resolver=resolver or None, progress=cli.progress,
     )  # fmt: skip
     cli.show(outcome, json)
 
@@ -246,7 +270,7 @@ def canary(
     c: Context,
     *,
     container: str = "smtp-out",
-    port: int = 1587,
+    port: str = "1587",
     host: str = "127.0.0.1",
     to: str = "",
     ca: str = "",
@@ -254,11 +278,13 @@ def canary(
     json: bool = False,
 ) -> None:
     """DKIM canary: submit, hold, verify against the key published in DNS, then release or delete."""
-    from smtp_out.ops import canary as dkim_canary  # this task's name shadows the module
+    number = cli.port("port", port)
+    import smtp_out.ops.canary  # the module by its full name: this task's name is canary too
+    from smtp_out import engine
 
     cli.show(
-        dkim_canary.run(engine.client(), container, host=host, port=port, to=to or None,
-                        resolver=resolver or None, ca=_path(ca)),
+        smtp_out.ops.canary.run(engine.client(), container, host=host, port=number, to=to or None,
+                                resolver=resolver or None, ca=_path(ca)),
         json,
     )  # fmt: skip
 
@@ -272,6 +298,7 @@ def canary(
 )
 def report(c: Context, container: str = "smtp-out", since: str = "", json: bool = False) -> None:
     """Burn-in report: deliveries, signing, refusals, TLS and milter failures, queue; exit 1 on a red flag."""
+    from smtp_out import engine
     from smtp_out.ops.report import burnin
 
     cli.show(burnin.run(engine.client(), [n for n in container.split(",") if n], since), json)
@@ -292,8 +319,8 @@ def cutover(
     *,
     production: str = "smtp-out",
     parallel: str = "smtp-out-new",
-    port: int = 1587,
-    parallel_port: int = 1588,
+    port: str = "1587",
+    parallel_port: str = "1588",
     since: str = "",
     host: str = "127.0.0.1",
     ca: str = "",
@@ -301,11 +328,13 @@ def cutover(
     json: bool = False,
 ) -> None:
     """Move production onto the tested image (Phase 6); on any failure roll back by itself and exit 1."""
+    number, parallel_number = cli.port("port", port), cli.port("parallel_port", parallel_port)
+    from smtp_out import engine
     from smtp_out.ops.rollout import cutover
 
-    target = cutover.Target(host, port, _path(ca), resolver or None)
+    target = cutover.Target(host, number, _path(ca), resolver or None)
     outcome = cutover.cutover(
-        engine.client(), production=production, parallel=parallel, parallel_port=parallel_port,
+        engine.client(), production=production, parallel=parallel, parallel_port=parallel_number,
         since=since, target=target, progress=cli.progress,
     )  # fmt: skip
     cli.show(outcome, json)
@@ -324,16 +353,18 @@ def rollback(
     *,
     production: str = "smtp-out",
     to: str = "",
-    port: int = 1587,
+    port: str = "1587",
     host: str = "127.0.0.1",
     ca: str = "",
     resolver: str = "",
     json: bool = False,
 ) -> None:
     """Roll production back to a rollback point, queue intact, verified like a cutover."""
+    number = cli.port("port", port)
+    from smtp_out import engine
     from smtp_out.ops.rollout import cutover
 
-    target = cutover.Target(host, port, _path(ca), resolver or None)
+    target = cutover.Target(host, number, _path(ca), resolver or None)
     cli.show(cutover.rollback(engine.client(), production=production, to=to, target=target,
                               progress=cli.progress), json)  # fmt: skip
 
@@ -345,8 +376,10 @@ def rollback(
         "json": "print JSON",
     }
 )
-def cleanup(c: Context, production: str = "smtp-out", keep: int = 3, json: bool = False) -> None:
+def rollout_cleanup(c: Context, production: str = "smtp-out", keep: str = "3", json: bool = False) -> None:
     """Phase 7: remove stopped parallel containers and their queues (only when empty), old rollback points."""
+    points = cli.integer("keep", keep, 0)
+    from smtp_out import engine
     from smtp_out.ops.rollout import cleanup
 
-    cli.show(cleanup.cleanup(engine.client(), production=production, keep=keep), json)
+    cli.show(cleanup.cleanup(engine.client(), production=production, keep=points), json)

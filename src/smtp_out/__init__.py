@@ -12,5 +12,7 @@ Layers, each importing only from the ones before it:
 
 #: The image under test (and the folder under docker-services/ it is built from).
 IMAGE = "smtp-out"
+#: Postfix's queue directory inside the image: the mount point of the queue volume.
+SPOOL = "/var/spool/postfix"
 #: Label put on every container and network this package creates, so leftovers can be found.
 LABEL = "smtp-out.tools"

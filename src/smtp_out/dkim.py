@@ -18,6 +18,9 @@ from .errors import SmtpOutError, UsageError
 
 DKIM_DOMAIN = "feedsubscription.com"
 DKIM_SELECTOR = "mail"
+#: Key sizes `invoke dkim-key` makes: 2048 is what receivers expect (RFC 8301 asks for at least
+#: 1024, RFC 6376 verifiers need only handle up to 4096); 4096 fits a TXT record in two strings.
+KEY_BITS = (2048, 4096)
 #: OpenDKIM's log line (after "<queue id>: ") for a message it signed with the image's key.
 SIGNED_LOG_LINE = rf"DKIM-Signature field added \(s={re.escape(DKIM_SELECTOR)}, d={re.escape(DKIM_DOMAIN)}\)"
 #: A DNS name as RFC 1035 letters-digits-hyphens labels: no '/', no '..', no empty label.
@@ -91,7 +94,7 @@ class DkimKey:
             f.write(self.private_pem)
         record = self.txt_record(domain, selector)
         txt.write_text(record)
-        return KeyFiles(private, txt, record)
+        return KeyFiles(private, txt, record, domain, selector)
 
 
 @dataclass(frozen=True)
@@ -101,10 +104,32 @@ class KeyFiles:
     private: Path
     txt: Path
     record: str
+    domain: str = DKIM_DOMAIN
+    selector: str = DKIM_SELECTOR
+
+    exit_code = 0
+
+    def text(self) -> str:
+        return (
+            f"wrote {self.private} (mode 600) and {self.txt}\n"
+            f"publish this TXT record for {self.selector}._domainkey.{self.domain}:\n{self.record.rstrip()}"
+        )
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "private": str(self.private),
+            "txt": str(self.txt),
+            "name": f"{self.selector}._domainkey.{self.domain}",
+            "record": self.record.rstrip(),
+            "value": "".join(self.record.split('"')[1::2]),
+        }
 
 
 def generate(out_dir: Path, domain: str, selector: str = DKIM_SELECTOR, bits: int = 2048) -> KeyFiles:
     """Generate an RSA key pair and write it in the flat layout; never overwrites."""
+    low, high = KEY_BITS
+    if not low <= bits <= high:
+        raise UsageError(f"--bits {bits}: expected a whole number from {low} to {high}")
     check_domain(domain)
     check_domain(selector, "--selector")
     return DkimKey.generate(bits).write_flat(out_dir, domain, selector)

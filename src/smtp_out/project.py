@@ -43,3 +43,8 @@ def shown(path: Path) -> str:
         return str(path.resolve().relative_to(root()))
     except (ValueError, UsageError):
         return str(path)
+
+
+#: What `invoke integration-test` and `nox -s integration` both run: the end-to-end suites, with
+#: pytest's short summary of failures and errors at the end (-rfE), so that a red run names its test.
+INTEGRATION_PYTEST_ARGS = ("tests/integration", "tests/rollout", "-rfE")

@@ -17,16 +17,10 @@ from docker.models.networks import Network
 
 from smtp_out import IMAGE
 from smtp_out.engine import images
-from smtp_out.engine.containers import (
-    SmtpOutOptions,
-    address,
-    logs,
-    run_smtp_out,
-    unique,
-    wait_for_banner,
-)
+from smtp_out.engine.containers import address, logs, unique
 from smtp_out.engine.networks import internal_network
 from smtp_out.material import Material
+from smtp_out.ops.launch import SmtpOutOptions, run_smtp_out, wait_for_banner
 
 pytestmark = pytest.mark.docker
 

@@ -50,6 +50,6 @@ def test_config_test_with_no_free_subnet_says_so_in_one_line(
     assert re.fullmatch(
         r"ERROR: no free subnet for network smtp-out-config-\w+ "
         r"among 172\.31\.200\.0/24 \.\. 172\.31\.254\.0/24: "
-        r"remove unused Docker networks \(invoke clean\) and try again\n",
+        r"remove unused Docker networks \(invoke remove-test-leftovers\) and try again\n",
         r.stderr,
     )

@@ -7,7 +7,8 @@ from collections.abc import Callable
 import docker
 import pytest
 
-from smtp_out.engine.containers import exec_text, wait_for_banner
+from smtp_out.engine.containers import exec_text
+from smtp_out.ops.launch import wait_for_banner
 
 from .conftest import Started
 

@@ -29,7 +29,7 @@ def suite_net(client: docker.DockerClient, tmp_path_factory: pytest.TempPathFact
     with open_testnet(client, workdir, keep=keep) as net:
         yield net
         if keep:
-            print(f"\nkept the test network; workdir {workdir}; remove with: invoke clean")
+            print(f"\nkept the test network; workdir {workdir}; remove with: invoke remove-test-leftovers")
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ import pytest
 import trustme
 
 from smtp_out.dkim import SIGNED_LOG_LINE, dkim_tags, verify
-from smtp_out.engine.containers import exec_text, wait_for_banner, wait_for_health, wait_for_log
+from smtp_out.engine.containers import exec_text, wait_for_health, wait_for_log
+from smtp_out.ops.launch import wait_for_banner
 from smtp_out.testing.network import SINK_IP, SINK_IPV6, SMTP_OUT_IP, TestNet
 
 pytestmark = pytest.mark.docker

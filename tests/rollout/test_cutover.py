@@ -178,7 +178,7 @@ def test_cutover_under_live_traffic_then_rollback_and_cleanup(
 
     # cleanup: the stopped parallel container and its (empty) queue go; rollback points stay
     queue_new = f"{scene.production.queue}-new"
-    done = invoke("cleanup", "--production", scene.production.container, "--keep", "3")
+    done = invoke("rollout-cleanup", "--production", scene.production.container, "--keep", "3")
     assert done.returncode == 0, done.stdout + done.stderr
     assert (
         f"removed container {PARALLEL}" in done.stdout

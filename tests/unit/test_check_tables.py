@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from smtp_out.checks import run_checks
+from smtp_out.checks import Verdict, run_checks
 from smtp_out.engine.containers import Section
 from smtp_out.mail import Greeting
 from smtp_out.ops import configtest, smoke
@@ -18,9 +18,36 @@ smtp_address_preference = ipv4
 myhostname = feedsubscription.com
 virtual_alias_domains = feedsubscription.com
 transport_maps = texthash:/etc/postfix/transport
+queue_directory = /var/spool/postfix
 smtpd_milters = unix:/opendkim/opendkim.sock
+non_smtpd_milters = unix:/opendkim/opendkim.sock
+smtpd_milter_maps =
 milter_default_action = tempfail
-queue_directory = /var/spool/postfix"""
+receive_override_options =
+cleanup_service_name = cleanup
+header_checks =
+mynetworks = 127.0.0.0/8,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16
+smtpd_authorized_xclient_hosts =
+smtpd_relay_restrictions = permit_mynetworks, permit_sasl_authenticated, defer_unauth_destination
+smtpd_recipient_restrictions =
+smtpd_tls_security_level = encrypt
+smtpd_tls_mandatory_protocols = >=TLSv1.2
+smtpd_tls_protocols = >=TLSv1.2"""
+
+#: `postconf -P` of the image: master.cf's -o overrides (submission's and its cleanup's).
+OVERRIDES = """relay/unix/syslog_name = postfix/$service_name
+submission/inet/cleanup_service_name = submission-cleanup
+submission/inet/local_header_rewrite_clients =
+submission/inet/smtpd_peername_lookup = no
+submission/inet/smtpd_recipient_restrictions = permit_mynetworks,reject
+submission/inet/smtpd_relay_restrictions = permit_mynetworks,reject_unauth_destination
+submission/inet/smtpd_sasl_auth_enable = no
+submission/inet/smtpd_sender_restrictions = check_sender_access,regexp:/etc/postfix/submission_canary_senders
+submission/inet/syslog_name = postfix/submission
+submission-cleanup/unix/header_checks = regexp:/etc/postfix/submission_header_checks
+submission-cleanup/unix/milter_header_checks = regexp:/etc/postfix/submission_milter_header_checks
+submission-cleanup/unix/mime_header_checks =
+submission-cleanup/unix/nested_header_checks ="""
 
 MILTER = (
     "unix  2      [ ACC ]     STREAM     LISTENING     41870    /var/spool/postfix/opendkim/opendkim.sock"
@@ -37,6 +64,7 @@ def healthy_smoke() -> smoke.SmokeFacts:
             "opendkim": Section(0, "57"),
             "milter": Section(0, MILTER),
             "postconf": Section(0, POSTCONF),
+            "overrides": Section(0, OVERRIDES),
             "queue": Section(0, "/var/spool/postfix"),
             "selector": Section(0, "Selector                mail"),
         },
@@ -58,7 +86,8 @@ def with_section(facts: smoke.SmokeFacts, name: str, section: Section) -> smoke.
 
 def test_a_healthy_container_passes_every_smoke_check() -> None:
     report = run_checks("t", smoke.CHECKS, healthy_smoke())
-    assert report.ok and len(report.results) == 17
+    assert report.ok and len(report.results) == 22
+    assert {r.verdict for r in report.results} == {Verdict.PASS}
 
 
 @pytest.mark.parametrize(
@@ -76,7 +105,7 @@ def test_a_healthy_container_passes_every_smoke_check() -> None:
             lambda f: with_section(
                 f, "postconf", Section(0, POSTCONF.replace("unix:/opendkim/opendkim.sock", ""))
             ),
-            {"DKIM milter configured"},
+            {"DKIM milter configured", "Milter applied on 587"},
         ),
         (lambda f: dataclasses.replace(f, health="unhealthy"), {"Healthcheck healthy"}),
         (
@@ -89,7 +118,7 @@ def test_a_healthy_container_passes_every_smoke_check() -> None:
         ),
         (
             lambda f: with_section(f, "postconf", Section(0, POSTCONF.replace("= tempfail", "= accept"))),
-            {"Milter default action not accept"},
+            {"Milter default action not accept", "Milter applied on 587"},
         ),
         (
             lambda f: with_section(f, "postconf", Section(0, POSTCONF.replace("= ipv4", "= any"))),
@@ -105,8 +134,10 @@ def test_a_healthy_container_passes_every_smoke_check() -> None:
             {"No errors in logs since boot"},
         ),
         (
-            lambda f: dataclasses.replace(f, log="warning: SASL authentication failure: x\n"),
-            set(),  # one of the spec's two known-harmless patterns
+            lambda f: dataclasses.replace(
+                f, log="postfix/submission/smtpd[9]: warning: SASL authentication failure: x\n"
+            ),
+            set(),  # a warning is a WARN, not a failure
         ),
     ],
 )
@@ -122,8 +153,12 @@ def test_a_stopped_container_fails_every_in_container_check_with_what_was_seen()
     assert by_name["Container running"].observed == "exited"
     assert by_name["OpenDKIM process"].observed == "not measured (container exited)"
     assert by_name["TLS configured"].observed == "not measured (container exited)"
-    passed = {r.name for r in report.results if r.passed}
-    assert passed == {"No errors in logs since boot"}  # its log is still readable, and clean
+    passed = {r.name for r in report.results if r.verdict is Verdict.PASS}
+    assert {r.name for r in report.results if r.verdict is Verdict.WARN} == {"TLS floor on 587"}
+    assert passed == {
+        "No errors in logs since boot",
+        "No warnings in logs since boot",
+    }  # its log is still readable
 
 
 def healthy_config() -> configtest.ConfigFacts:

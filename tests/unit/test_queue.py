@@ -192,3 +192,56 @@ def test_restore_targets_must_be_new_or_empty_directories(tmp_path: Path) -> Non
         check_target(tmp_path / "full")
     check_target(tmp_path / "new" / "queue")
     assert (tmp_path / "new" / "queue").is_dir()
+
+
+def test_postqueue_json_is_parsed_in_one_place() -> None:
+    """ops.queue.listing: one object per message, in order; postqueue's own diagnostics (same
+    stream through docker exec) and blank lines skipped; anything else refused."""
+    from smtp_out.ops.queue import listing
+
+    data = Path(__file__).parent / "data"
+    held = listing.parse((data / "queue-hold.jsonl").read_text())
+    assert [m["queue_name"] for m in held] == ["deferred", "hold"]
+    noisy = (
+        "postqueue: warning: dict_nis_init: NIS domain name not set\n\n"
+        + (data / "queue-deferred.jsonl").read_text()
+    )
+    assert [m["queue_id"] for m in listing.parse(noisy)] == [
+        m["queue_id"] for m in listing.parse((data / "queue-deferred.jsonl").read_text())
+    ]
+    assert len(listing.parse(noisy)) == 2
+    for bad in ("[1, 2]\n", "Mail queue is empty\n", "{not json\n"):
+        with pytest.raises(ValueError, match="line 1 is not a JSON object"):
+            listing.parse(bad)
+
+
+def test_the_move_script_counts_what_is_left_in_every_message_directory() -> None:
+    """transfer.MOVE is built from archive.MESSAGE_DIRS (corrupt/ included), under SPOOL."""
+    from smtp_out import SPOOL
+    from smtp_out.ops.queue.archive import MESSAGE_DIRS
+    from smtp_out.ops.queue.transfer import MOVE
+
+    left = next(line for line in MOVE.splitlines() if line.startswith("left=$(find "))
+    assert left.split()[1:-6] == [f"{SPOOL}/{d}" for d in sorted(MESSAGE_DIRS)]
+    assert f"{SPOOL}/corrupt" in left
+
+
+def test_config_test_without_an_image_is_one_line_saying_to_build() -> None:
+    import docker.errors
+
+    from smtp_out.ops import configtest
+
+    class Images:
+        def get(self, ref: str) -> None:
+            raise docker.errors.ImageNotFound(f"No such image: {ref}")
+
+    class Client:
+        images = Images()
+
+    with pytest.raises(configtest.NoImage) as caught:
+        configtest.run(Client())  # type: ignore[arg-type]
+    assert str(caught.value) == (
+        "no image smtp-out to test: build it first "
+        "(invoke build-docker-images, or config-test without --no-build)"
+    )
+    assert caught.value.exit_code == 1

@@ -68,3 +68,74 @@ def test_since_takes_a_duration_back_or_a_time() -> None:
     for bad in ("yesterday", "24", "1w"):
         with pytest.raises(UsageError, match="--since"):
             since_time(bad, now)
+
+
+#: Every numeric option of every task, with the bounds it takes.
+NUMERIC_OPTIONS = {
+    ("smoke-test", "--port"): "from 1 to 65535",
+    ("canary", "--port"): "from 1 to 65535",
+    ("deploy-parallel", "--port"): "from 1 to 65535",
+    ("cutover", "--port"): "from 1 to 65535",
+    ("cutover", "--parallel-port"): "from 1 to 65535",
+    ("rollback", "--port"): "from 1 to 65535",
+    ("rollout-cleanup", "--keep"): "0 or more",
+    ("bench", "--repeats"): "1 or more",
+    ("bench", "--messages"): "1 or more",
+    ("bench", "--burst"): "0 or more",
+    ("dkim-key", "--bits"): "from 2048 to 4096",
+}
+
+
+def test_every_numeric_option_of_every_task_is_listed_and_declared_as_text() -> None:
+    """invoke converts an `int` option itself and tracebacks on `abc`: every numeric option is a
+    string parsed by cli.integer, and every one is in NUMERIC_OPTIONS (so the test below sees it)."""
+    import inspect
+
+    import tasks
+    from invoke.tasks import Task
+
+    found = set()
+    for name, obj in vars(tasks).items():
+        if not isinstance(obj, Task):
+            continue
+        for param in inspect.signature(obj.body).parameters.values():
+            assert not isinstance(param.default, int) or isinstance(param.default, bool), (name, param)
+            if isinstance(param.default, str) and param.default.isdigit():
+                found.add((name.replace("_", "-"), "--" + param.name.replace("_", "-")))
+    assert found == set(NUMERIC_OPTIONS)
+
+
+BAD_NUMBERS = [
+    (task, option, value)
+    for (task, option), bounds in sorted(NUMERIC_OPTIONS.items())
+    for value in ("abc", "-1", "1.5", *(("67123",) if bounds.startswith("from") else ()))
+]
+
+
+@pytest.mark.parametrize(("task", "option", "value"), BAD_NUMBERS)
+def test_a_bad_number_is_one_line_and_exit_2(task: str, option: str, value: str, tmp_path: Path) -> None:
+    """No engine is needed: the value is refused before anything else runs (and nothing is
+    written: dkim-key's output folder stays absent)."""
+    extra = ["--domain", "feedsubscription.com", "--out", str(tmp_path / "k")] if task == "dkim-key" else []
+    r = invoke(task, option, value, *extra, env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    assert (r.returncode, r.stdout) == (2, ""), r.stderr
+    assert r.stderr.splitlines() == [
+        f"ERROR: {option} {value!r}: expected a whole number {NUMERIC_OPTIONS[(task, option)]}"
+    ]
+    assert not (tmp_path / "k").exists()
+
+
+def test_the_task_wrapper_turns_docker_errors_into_one_line() -> None:
+    import docker.errors
+    import requests.exceptions
+
+    from smtp_out.cli import engine_error
+
+    api = docker.errors.APIError("500 Server Error", explanation="conflict: unable to delete 1234\nmore")
+    assert str(engine_error(api)) == "the Docker engine refused: conflict: unable to delete 1234"
+    assert engine_error(api).exit_code == 1  # type: ignore[union-attr]
+    gone = docker.errors.ImageNotFound("404", explanation="No such image: smtp-out:latest")
+    assert str(engine_error(gone)) == "the Docker engine refused: No such image: smtp-out:latest"
+    lost = engine_error(requests.exceptions.ConnectionError("Connection aborted."))
+    assert lost is not None and lost.exit_code == 2 and str(lost).startswith("lost the connection")
+    assert engine_error(ValueError("x")) is None

@@ -22,11 +22,12 @@ from docker.models.containers import Container
 from .. import IMAGE, LABEL
 from ..engine.containers import exec_text, logs, unique, wait_for_log
 from ..engine.polling import poll
+from ..ops.queue import listing
+from ..ops.report.logparse import SIGNED_MARK
+from ..progress import Progress
 from ..testing.network import SINK_IP, TestNet, build_peer_image, open_testnet
-from .results import Figure, Progress, Results
+from .results import Figure, Results
 
-#: OpenDKIM's log line for each message it signed.
-SIGNED = "DKIM-Signature field added"
 LOAD_RCPTS = ("reader@example.com", "reader@example.net", "reader@example.org")
 #: The relay's own test knob: enough parallel deliveries per destination for the load.
 LOAD_ENV = {"POSTFIX_default_destination_concurrency_limit": "20"}
@@ -78,7 +79,7 @@ def load_run(
             sink.remove(force=True)
             net.sink_up()
     latencies = [float(r["latency"]) for r in sub.results if r["code"] == 250]
-    signed_lines = sum(SIGNED in ln for ln in logs(net.relay).splitlines())
+    signed_lines = sum(SIGNED_MARK in ln for ln in logs(net.relay).splitlines())
     row: dict[str, Any] = {
         "run": "load", "messages": count, "concurrency": concurrency, "signing": signing, "mx": mx,
         "accepted": sub.accepted,
@@ -109,8 +110,7 @@ def burst(net: TestNet, count: int = 10_000, concurrency: int = 16) -> dict[str,
     """`count` signed messages at `concurrency` connections; time until the queue is empty again,
     and the relay container's peak memory."""
     row = {**load_run(net, count, concurrency, signing=True, mx="aiosmtpd"), "run": "burst"}
-    _, queue = exec_text(net.relay, "postqueue -j")
-    row["queue_left"] = len([ln for ln in queue.splitlines() if ln.startswith("{")])
+    row["queue_left"] = len(listing.messages(net.relay))
     row["peak_memory_mb"] = _peak_memory_mb(net.relay)
     return row
 

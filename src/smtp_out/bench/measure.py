@@ -20,23 +20,18 @@ import docker.errors
 
 from .. import IMAGE, LABEL, project
 from ..engine import images
-from ..engine.containers import (
-    SmtpOutOptions,
-    removing,
-    run_smtp_out,
-    unique,
-    wait_for_banner,
-    wait_for_health,
-)
+from ..engine.containers import removing, unique, wait_for_health
 from ..material import Material
 from ..ops import configtest, smoke
+from ..ops.launch import SmtpOutOptions, run_smtp_out, wait_for_banner
 from ..ops.report import burnin
 from ..ops.report.logparse import summarise
 from ..ops.report.synthetic import synthetic_log
+from ..progress import Progress, quiet
 from ..testing.peers import PEER_IMAGE
 from . import DEFAULT_CONCURRENCY, PARTS
 from .load import bench_load
-from .results import BenchFailed, Figure, Progress, Results, machine
+from .results import BenchFailed, Figure, Results, machine
 from .rollout import bench_rollout
 from .startup import bench_health_cost, bench_startup
 
@@ -66,13 +61,13 @@ def bench_image(client: docker.DockerClient, res: Results, repeats: int, progres
         for _ in range(max(1, repeats - 1)):
             if images.exists(client, tag):
                 client.api.remove_image(tag, force=True)
-            cold.append(timed(lambda: images.build(client, spec, images.quiet, nocache=True)))
+            cold.append(timed(lambda: images.build(client, spec, quiet, nocache=True)))
         res.add(Figure("cold build (no cache)", "s", cold), progress)
         warm = []
         for i in range(repeats):
             with (ctx / "etc" / "postfix" / "virtual").open("a") as f:
                 f.write(f"# bench edit {i} {time.time()}\n")
-            warm.append(timed(lambda: images.build(client, spec, images.quiet)))
+            warm.append(timed(lambda: images.build(client, spec, quiet)))
         res.add(Figure("rebuild after editing etc/postfix/virtual", "s", warm, note="layer cache"), progress)
     if images.exists(client, tag):
         client.api.remove_image(tag, force=True)

@@ -6,7 +6,6 @@ import contextlib
 import os
 import platform
 import statistics
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,7 @@ import docker
 import docker.errors
 
 from ..errors import SmtpOutError
-
-Progress = Callable[[str], None]
+from ..progress import Progress
 
 
 class BenchFailed(SmtpOutError):

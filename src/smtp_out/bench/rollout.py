@@ -22,6 +22,7 @@ from ..engine.containers import wait_healthy
 from ..mail import greet
 from ..ops.rollout.cutover import RolloutOutcome, Target, cutover, rollback
 from ..ops.rollout.parallel import ROLE, ParallelOutcome, deploy_parallel
+from ..progress import Progress
 from ..testing.network import build_peer_image
 from ..testing.peers import SubmitResult
 from ..testing.rollout import (
@@ -33,7 +34,7 @@ from ..testing.rollout import (
     remove_tags,
     variant,
 )
-from .results import BenchFailed, Figure, Progress, Results
+from .results import BenchFailed, Figure, Results
 
 REPO = "smtp-out-bench-prod"
 PARALLEL = "smtp-out-bench-new"

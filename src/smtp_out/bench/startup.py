@@ -17,18 +17,12 @@ import docker
 from docker.models.containers import Container
 
 from .. import IMAGE
-from ..engine.containers import (
-    SmtpOutOptions,
-    address,
-    removing,
-    run_smtp_out,
-    unique,
-    wait_for_banner,
-    wait_for_health,
-)
+from ..engine.containers import address, removing, unique, wait_for_health
 from ..engine.networks import internal_network_anywhere
 from ..material import Material
-from .results import Figure, Progress, Results
+from ..ops.launch import SmtpOutOptions, run_smtp_out, wait_for_banner
+from ..progress import Progress
+from .results import Figure, Results
 
 #: Subnets the start-up benchmark's network may take (the first one free).
 SUBNETS = [f"172.31.{third}.0/24" for third in range(100, 150)]

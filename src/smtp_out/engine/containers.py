@@ -1,35 +1,44 @@
-"""Containers of the image: run one, exec in it (one primitive), read its logs, and wait for it
-(bounded, through engine.polling) to greet, log a line, turn healthy or exit.
+"""Containers: find one by name, exec in it (one primitive), read its logs, and wait for it
+(bounded, through engine.polling) to log a line, turn healthy or exit.
 
-Size (~310 lines): everything about one container's life (run, exec, logs, the waits) and
-nothing else; networks, files and images have modules of their own.
+Nothing here knows SMTP or the image's mount layout: running the relay image with its material
+and waiting for its greeting live in ops.launch.
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
-import time
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import docker
 import docker.errors
 from docker.models.containers import Container
 
-from .. import IMAGE, LABEL
 from ..errors import SmtpOutError
-from ..mail import SUBMISSION_PORT, greet
-from ..material import Material
 from .polling import NotReady, poll
 
-__all__ = ["SUBMISSION_PORT", "ContainerExited", "NotReady", "Section", "SmtpOutOptions"]
+__all__ = ["ContainerExited", "NoSuchContainer", "NotReady", "Section"]
 
-#: Production runs the container with IPv6 disabled.
-NO_IPV6 = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
+
+class NoSuchContainer(SmtpOutError):
+    """No container has that name: one line, not a table of failures or a traceback."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no container named {name!r} (docker ps -a lists the containers)")
+        self.name = name
+
+
+def get(client: docker.DockerClient, name: str) -> Container:
+    """The container named `name`; NoSuchContainer when there is none."""
+    try:
+        container: Container = client.containers.get(name)
+    except docker.errors.NotFound:
+        raise NoSuchContainer(name) from None
+    return container
 
 
 class ContainerExited(SmtpOutError):
@@ -44,73 +53,6 @@ class ContainerExited(SmtpOutError):
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-@dataclass
-class SmtpOutOptions:
-    """How to run one smtp-out container: mounts, network, environment."""
-
-    image: str = IMAGE
-    name: str = field(default_factory=lambda: unique("smtp-out-test"))
-    network: str | None = None
-    ipv4_address: str | None = None
-    material: Material | None = None
-    keys_read_only: bool = True
-    spool: Path | None = None
-    env: Mapping[str, str] = field(default_factory=dict)
-    sysctls: Mapping[str, str] = field(default_factory=lambda: dict(NO_IPV6))
-    extra_volumes: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    health_interval_s: float | None = None
-    healthcheck: bool = True  # False: the image's HEALTHCHECK is switched off
-    dns: list[str] | None = None
-    ports: Mapping[str, Any] | None = None
-    labels: Mapping[str, str] = field(default_factory=dict)
-
-    def volumes(self) -> dict[str, dict[str, str]]:
-        vols: dict[str, dict[str, str]] = {}
-        if self.material is not None:
-            m = self.material
-            vols[str(m.keys_dir)] = {
-                "bind": "/etc/opendkim/keys",
-                "mode": "ro" if self.keys_read_only else "rw",
-            }
-            vols[str(m.cert)] = {"bind": "/etc/postfix/cert/smtp.cert", "mode": "ro"}
-            vols[str(m.cert_key)] = {"bind": "/etc/postfix/cert/smtp.key", "mode": "ro"}
-        if self.spool is not None:
-            vols[str(self.spool)] = {"bind": "/var/spool/postfix", "mode": "rw"}
-        vols.update({k: dict(v) for k, v in self.extra_volumes.items()})
-        return vols
-
-
-def run_smtp_out(client: docker.DockerClient, opts: SmtpOutOptions) -> Container:
-    """Create and start a container (detached); the caller removes it (see `removing`)."""
-    kwargs: dict[str, Any] = {
-        "name": opts.name,
-        "hostname": "smtp-out",
-        "detach": True,
-        "environment": dict(opts.env),
-        "volumes": opts.volumes(),
-        "sysctls": dict(opts.sysctls),
-        "labels": {LABEL: "1", **opts.labels},
-    }
-    if opts.dns:
-        kwargs["dns"] = opts.dns
-    if opts.ports:
-        kwargs["ports"] = dict(opts.ports)
-    if not opts.healthcheck:
-        kwargs["healthcheck"] = {"test": ["NONE"]}
-    elif opts.health_interval_s:
-        # the image's test is kept; its runs may watch for up to 10 s (healthcheck --watch)
-        ns = int(opts.health_interval_s * 1e9)
-        kwargs["healthcheck"] = {"interval": ns, "timeout": 30_000_000_000, "retries": 2, "start_period": 0}
-    if opts.network:
-        kwargs["network"] = opts.network
-        if opts.ipv4_address:
-            endpoint = client.api.create_endpoint_config(ipv4_address=opts.ipv4_address)
-            kwargs["networking_config"] = {opts.network: endpoint}
-    container: Container = client.containers.run(opts.image, **kwargs)
-    container.reload()
-    return container
 
 
 def address(container: Container, network: str | None = None) -> str:
@@ -202,39 +144,6 @@ def wait_for_log(
         seen=lambda: (
             f"{container.name}: {len(hits)} of {count} log lines match {pattern!r} after {timeout:.0f}s"
         ),
-    )
-
-
-def wait_for_banner(
-    container: Container,
-    host: str,
-    port: int = SUBMISSION_PORT,
-    timeout: float = 30.0,
-    interval: float = 0.05,
-) -> float:
-    """Poll until the port greets with 220; returns the seconds waited. Fails fast when the
-    container exits (ContainerExited, with its logs) and after `timeout` (NotReady)."""
-    started = time.monotonic()
-    polls, last = 0, "no attempt"
-
-    def probe() -> float | None:
-        nonlocal polls, last
-        greeting = greet(host, port, timeout=0.5)
-        if greeting.banner.startswith("220"):
-            return time.monotonic() - started
-        last = greeting.error or f"greeting {greeting.banner!r}"
-        polls += 1
-        if polls % 4 == 0:  # a status round trip every few polls is enough to fail fast
-            container.reload()
-            if container.status in ("exited", "dead"):
-                raise ContainerExited(str(container.name), exit_code_of(container), logs(container))
-        return None
-
-    return poll(
-        probe,
-        timeout=timeout,
-        interval=interval,
-        seen=lambda: f"{container.name}: no 220 greeting on {host}:{port} within {timeout:.0f}s ({last})",
     )
 
 

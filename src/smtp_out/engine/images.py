@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,14 +14,10 @@ import docker.errors
 
 from .. import IMAGE, project
 from ..errors import SmtpOutError
+from ..progress import Progress, quiet
 
-Progress = Callable[[str], None]
 _FROM = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)", re.IGNORECASE | re.MULTILINE)
 _STEP = re.compile(r"^Step \d+/\d+ : ")
-
-
-def quiet(line: str) -> None:
-    """A Progress that shows nothing."""
 
 
 @dataclass(frozen=True)

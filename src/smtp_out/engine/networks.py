@@ -53,7 +53,7 @@ def internal_network_anywhere(
     if network is None:
         raise NoFreeSubnet(
             f"no free subnet for network {name} among {candidates[0]} .. {candidates[-1]}: "
-            "remove unused Docker networks (invoke clean) and try again"
+            "remove unused Docker networks (invoke remove-test-leftovers) and try again"
         )
     try:
         yield network
@@ -70,7 +70,7 @@ def subnets_in_use(client: docker.DockerClient) -> set[str]:
 
 
 def remove_network(client: docker.DockerClient, network: Network) -> None:
-    """Remove the network and the containers on it; one already gone (swept by `invoke clean`
+    """Remove the network and the containers on it; one already gone (swept by `invoke remove-test-leftovers`
     or removed by hand) is not an error."""
     try:
         network.reload()

@@ -27,11 +27,11 @@ from docker.models.containers import Container
 
 from ..checks import Check, Report, run_checks
 from ..dkim import DKIM_SELECTOR, dkim_tags, verify
+from ..engine import containers
 from ..engine.containers import exec_text
 from ..engine.polling import NotReady, poll
-from ..errors import SmtpOutError
 from ..mail import message, submit
-from .queue.relay import queue_listing
+from .queue import listing
 
 SENDER_LOCAL_PART = "smtp-out-canary"
 
@@ -60,10 +60,6 @@ class CanaryFacts:
         return bool(
             self.raw and self.published and verify(self.raw, self.published, self.domain, self.selector)
         )
-
-
-class CanaryError(SmtpOutError):
-    """The canary could not even start (no such container)."""
 
 
 def _not_measured(f: CanaryFacts) -> str:
@@ -119,13 +115,6 @@ def checks(recipient: str | None) -> tuple[Check[CanaryFacts], ...]:
     )
 
 
-def _container(client: docker.DockerClient, name: str) -> Container:
-    try:
-        return client.containers.get(name)
-    except docker.errors.NotFound:
-        raise CanaryError(f"no container named {name!r} (docker ps -a lists the containers)") from None
-
-
 def _postconf(container: Container, name: str) -> str:
     return exec_text(container, f"postconf -h {name}")[1].strip()
 
@@ -176,8 +165,8 @@ def _text(reply: bytes | str) -> str:
 
 def _queue_of(container: Container, queue_id: str) -> str:
     """The queue (hold, active, ...) the message is in, or "gone from the queue"."""
-    listing = {m["queue_id"]: m.get("queue_name", "?") for m in queue_listing(container)}
-    return str(listing.get(queue_id, "gone from the queue"))
+    queues = {m["queue_id"]: m.get("queue_name", "?") for m in listing.messages(container)}
+    return str(queues.get(queue_id, "gone from the queue"))
 
 
 def _held_copy(container: Container, queue_id: str, timeout: float = 10.0) -> tuple[str, bytes]:
@@ -224,7 +213,7 @@ def run(
     """Run the canary through `container` (published on host:port). With `to`, a message that
     passed every check is released to that address; otherwise, and on any failure, it is deleted."""
     started = time.monotonic()
-    relay = _container(client, container)
+    relay = containers.get(client, container)
     domain = _postconf(relay, "myhostname")
     recipient = to or f"postmaster@{domain}"
     submitted, queue_id = _submit(host, port, domain, recipient, ca)

@@ -1,4 +1,5 @@
-"""The smoke test: the spec's 14 checks (two corrected) plus STARTTLS, health and milter action.
+"""The smoke test: the spec's 14 checks (three corrected) plus STARTTLS, health, the milter's
+default action, what a message on 587 would see (ops.policy) and log warnings.
 
 Facts are gathered once, concurrently, in as few round trips as the Docker API allows: one
 inspect, one exec that runs every in-container command, one logs call, and one SMTP session
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,10 +20,12 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
-from ..checks import Check, Report, finds_nothing, run_checks
+from ..checks import Check, Report, Verdict, finds_nothing, run_checks
+from ..engine import containers
 from ..engine.containers import Section, logs, run_sections
-from ..errors import SmtpOutError
 from ..mail import Greeting, greet
+from . import policy
+from .report import logparse
 
 POSTCONF_PARAMS = (
     "smtpd_use_tls",
@@ -29,9 +33,8 @@ POSTCONF_PARAMS = (
     "myhostname",
     "virtual_alias_domains",
     "transport_maps",
-    "smtpd_milters",
-    "milter_default_action",
     "queue_directory",
+    *policy.PARAMETERS,
 )
 
 #: Whatever smtpd_milters names, listening: a unix socket (inside the chrooted queue directory)
@@ -49,18 +52,12 @@ COMMANDS = {
     "opendkim": "pgrep -x opendkim",
     "milter": MILTER_LISTENING,
     "postconf": "postconf " + " ".join(POSTCONF_PARAMS),
+    # master.cf's -o overrides of every service: they win over main.cf for that service
+    "overrides": "postconf -P",
     # Postfix's queue_directory (on Debian /var/spool/postfix; the spec's .../queue does not exist)
     "queue": 'qd=$(postconf -h queue_directory) && test -d "$qd/deferred" && test -w "$qd" && echo "$qd"',
     "selector": "grep -E '^Selector[[:space:]]+' /etc/opendkim/opendkim.conf",
 }
-
-#: The spec's log check: error|fatal|crit (and panic), less its two known-harmless patterns.
-LOG_PROBLEM = re.compile(r"error|fatal|crit|panic", re.IGNORECASE)
-LOG_IGNORED = re.compile(r"warning: SASL|Permission denied")
-
-
-class NoSuchContainer(SmtpOutError):
-    """The container to check does not exist: one line, not a table of failures."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +79,13 @@ class SmokeFacts:
             return f"not measured (container {self.state})"
         return s.output.strip() or f"exit {s.rc}"
 
+    @property
+    def submission(self) -> policy.Effective:
+        """The effective policy of the submission service (587): main.cf with its -o overrides."""
+        main = policy.parse_postconf(self.sections.get("postconf", Section(1, "")).output)
+        overrides = policy.parse_overrides(self.sections.get("overrides", Section(1, "")).output)
+        return policy.Effective(main, overrides)
+
     def postconf(self, name: str) -> str:
         for line in self.sections.get("postconf", Section(1, "")).output.splitlines():
             key, _, value = line.partition(" = ")
@@ -101,12 +105,7 @@ def _logs_since_start(container: Container) -> str:
 def gather(client: docker.DockerClient, name: str, host: str, port: int) -> SmokeFacts:
     with ThreadPoolExecutor(max_workers=2) as pool:
         smtp_future = pool.submit(greet, host, port)
-        try:
-            container = client.containers.get(name)
-        except docker.errors.NotFound:
-            raise NoSuchContainer(
-                f"no container named {name!r} (docker ps -a lists the containers)"
-            ) from None
+        container = containers.get(client, name)
         state = str(container.attrs.get("State", {}).get("Status", "unknown"))
         health = str((container.attrs.get("State", {}).get("Health") or {}).get("Status", "none"))
         if state != "running":
@@ -118,8 +117,21 @@ def gather(client: docker.DockerClient, name: str, host: str, port: int) -> Smok
         return SmokeFacts(name, state, health, sections, log_future.result(), smtp_future.result())
 
 
-def _log_problems(log: str) -> list[str]:
-    return [ln for ln in log.splitlines() if LOG_PROBLEM.search(ln) and not LOG_IGNORED.search(ln)]
+def _log_problems(log: str, failing: bool) -> list[str]:
+    return [p.line for p in logparse.problems(log) if p.failing is failing]
+
+
+def _policy(name: str, find: Callable[[policy.Effective], list[str]], expect: str, fix: str,
+            severity: Verdict = Verdict.FAIL) -> Check[SmokeFacts]:  # fmt: skip
+    """A check of the submission service's effective policy: passes when `find` finds nothing."""
+    return Check(
+        name,
+        lambda f: (find(f.submission) or "as required") if "postconf" in f.sections else f.out("postconf"),
+        lambda v: v == "as required",
+        expect,
+        fix=fix,
+        severity=severity,
+    )
 
 
 def _postconf_is(name: str, parameter: str, want: str) -> Check[SmokeFacts]:
@@ -187,8 +199,42 @@ CHECKS: tuple[Check[SmokeFacts], ...] = (
         lambda v: str(v).startswith("/"),
         "queue_directory exists and is writable",
     ),
+    _policy(
+        "Milter applied on 587",
+        policy.milter_problems,
+        "every submission and notice passes the DKIM milter; tempfail when it is down",
+        "remove the override that switches the milter off (receive_override_options, smtpd_milter_maps, ...)",
+    ),
+    _policy(
+        "Header checks on 587 (From: policy)",
+        policy.header_check_problems,
+        "submission's cleanup runs its header_checks",
+        "remove no_header_body_checks / the header_checks override",
+    ),
+    _policy(
+        "Relay restricted on 587",
+        policy.relay_problems,
+        "mynetworks within loopback and RFC 1918; relay restrictions that refuse everyone else",
+        "narrow mynetworks; end smtpd_relay_restrictions with reject_unauth_destination",
+    ),
+    _policy(
+        "TLS floor on 587",
+        policy.tls_problems,
+        "STARTTLS required (encrypt), TLS 1.2 or newer",
+        "lowered on purpose? otherwise drop the TLS overrides",
+        Verdict.WARN,
+    ),
     finds_nothing(
-        "No errors in logs since boot", lambda f: _log_problems(f.log), "no error/fatal/crit/panic line"
+        "No errors in logs since boot",
+        lambda f: _log_problems(f.log, failing=True),
+        "no error:/fatal:/panic: line (the severity after the program's tag)",
+    ),
+    Check(
+        "No warnings in logs since boot",
+        lambda f: _log_problems(f.log, failing=False) or "none",
+        lambda v: v == "none",
+        "no warning: line",
+        severity=Verdict.WARN,
     ),
     Check(
         "DKIM selector (mail)",

@@ -12,7 +12,6 @@ points them at the sink, which stores each message with its arrival time in a ho
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,18 +22,12 @@ import docker.errors
 from docker.models.containers import Container
 
 from .. import IMAGE
-from ..engine.containers import (
-    SmtpOutOptions,
-    exec_text,
-    logs,
-    run_smtp_out,
-    unique,
-    wait_for_banner,
-    wait_for_log,
-)
+from ..engine.containers import exec_text, logs, unique, wait_for_log
 from ..engine.networks import internal_network
 from ..engine.polling import poll
 from ..material import Material
+from ..ops.launch import SmtpOutOptions, run_smtp_out, wait_for_banner
+from ..ops.queue import listing
 from .peers import (
     PEER_IMAGE,
     SINK_HOST,
@@ -169,8 +162,7 @@ class TestNet:
 
     def queue_ids(self) -> list[str]:
         """Queue ids of every message in the relay's queue (postqueue -j)."""
-        _, out = exec_text(self.relay, "postqueue -j")
-        return [json.loads(line)["queue_id"] for line in out.splitlines() if line.startswith("{")]
+        return listing.queue_ids(self.relay)
 
     # --- clients --------------------------------------------------------------------------
 

@@ -15,8 +15,9 @@ from docker.models.containers import Container
 
 from .. import LABEL
 from ..engine.containers import unique
-from ..engine.images import ImageSpec, Progress, build, quiet
+from ..engine.images import ImageSpec, build
 from ..errors import SmtpOutError
+from ..progress import Progress, quiet
 
 PEER_IMAGE = "smtp-out-peer"
 #: The sink's name in DNS, and its addresses (it has no IPv6: the AAAA record tempts the relay).

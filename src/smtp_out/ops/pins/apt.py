@@ -103,7 +103,8 @@ def available_versions(
         if isinstance(exc, docker.errors.NotFound) or exc.status_code == 409:
             raise AptQueryFailed(
                 f"the apt container was removed while it ran ({exc.explanation or exc}): something removed "
-                f"the containers labelled {LABEL} meanwhile (a concurrent test session or invoke clean?)"
+                f"the containers labelled {LABEL} meanwhile "
+                "(a concurrent test session or invoke remove-test-leftovers?)"
             ) from exc
         raise AptQueryFailed(f"asking apt in {base_image} failed: {exc}") from exc
     except requests.exceptions.RequestException as exc:

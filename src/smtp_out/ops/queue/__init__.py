@@ -1,2 +1,3 @@
-"""Postfix's queue: backup and restore (archive), a running relay's queue (relay: listing, hold,
-drain, quiesce), and moving a stopped relay's messages into another (transfer)."""
+"""Postfix's queue: backup and restore (archive), what a running relay's queue holds (listing:
+postqueue -j), holding, draining and quiescing a running relay (relay), and moving a stopped
+relay's messages into another (transfer)."""

@@ -18,7 +18,7 @@ import os
 import stat
 import tarfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from ... import IMAGE
 from ...engine.containers import logs
 from ...engine.files import MOUNT, mounted, read_tar, write_tar
 from ...errors import EXIT_USAGE, UsageError
+from ...progress import Progress
 from .archive import (
     MANIFEST,
     MESSAGE_DIRS,
@@ -46,7 +47,6 @@ from .relay import containers_using, held
 
 __all__ = ["MANIFEST", "BackupOutcome", "QueueError", "QueueInUse", "RestoreOutcome", "backup", "restore"]
 
-Progress = Callable[[str], None]
 #: Lists every file and directory of the queue subdirectories that exist, as "<type> <path>".
 FIND = (
     f'cd {MOUNT} && set -- && for d in {" ".join(QUEUE_DIRS)}; do [ -e "$d" ] && set -- "$@" "$d"; done; '
@@ -164,21 +164,13 @@ def backup(
         raise QueueError(f"{source} is mounted by several running containers; stop all but one first")
     if not users:
         snap = snapshot(client, source)
-        if snap.files != snap.listed_files:
-            odd = sorted(snap.files ^ snap.listed_files)[:3]
-            raise QueueError(
-                f"{source}: the engine's copy differs from the queue listing ({odd}); nothing written"
-            )
+        cross_check(source, snap)
         return BackupOutcome(archive, write_archive(snap.members, archive, str(source)))
     relay = users[0]
     with held(relay) as on_hold:
         progress(f"held {len(on_hold.ours)} message(s) in {relay.name} for the snapshot")
         snap = snapshot(client, source, str(relay.image.id) if relay.image else IMAGE)
-        missing = sorted(on_hold.all - snap.message_ids)
-        if missing:
-            raise QueueError(
-                f"{source}: held message(s) {missing[:3]} missing from the snapshot; nothing written"
-            )
+        cross_check(source, snap, on_hold.all)
         manifest = write_archive(snap.members, archive, str(source), on_hold.ours)
     progress(f"released them in {relay.name}")
     return BackupOutcome(archive, manifest)

@@ -11,7 +11,6 @@ it again. Either way a message would leave twice.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from docker.models.containers import Container
 
 from ...engine.containers import exec_text
 from ...engine.polling import NotReady, poll
+from . import listing
 from .archive import QueueError
 
 
@@ -40,11 +40,6 @@ def _exec(container: Container, cmd: str) -> str:
     return out
 
 
-def queue_listing(container: Container) -> list[dict[str, Any]]:
-    """What the relay's queue holds (postqueue -j), one dict per message."""
-    return [json.loads(ln) for ln in _exec(container, "postqueue -j").splitlines() if ln.startswith("{")]
-
-
 @dataclass(frozen=True)
 class Held:
     """The messages held for a snapshot: all held ones, and those this hold put on hold."""
@@ -57,26 +52,26 @@ class Held:
 def held(container: Container, timeout: float = 30.0) -> Iterator[Held]:
     """Put every message on hold (postsuper -h ALL) and wait until nothing is active, so the
     queue files stand still; afterwards release exactly the messages this put on hold."""
-    already = {m["queue_id"] for m in queue_listing(container) if m.get("queue_name") == "hold"}
+    already = {m["queue_id"] for m in listing.messages(container) if m.get("queue_name") == "hold"}
     _exec(container, "postsuper -h ALL 2>/dev/null")
     try:
 
         def nothing_active() -> list[dict[str, Any]] | None:
-            listing = queue_listing(container)
-            return None if any(m.get("queue_name") == "active" for m in listing) else listing
+            queued = listing.messages(container)
+            return None if any(m.get("queue_name") == "active" for m in queued) else queued
 
         try:
-            listing = poll(nothing_active, timeout=timeout, interval=0.2, seen=lambda: "still active")
+            queued = poll(nothing_active, timeout=timeout, interval=0.2, seen=lambda: "still active")
         except NotReady:
             raise QueueError(
                 f"{container.name}: messages still active after {timeout:.0f}s on hold"
             ) from None
-        on_hold = frozenset(m["queue_id"] for m in listing if m.get("queue_name") == "hold")
+        on_hold = frozenset(m["queue_id"] for m in queued if m.get("queue_name") == "hold")
         yield Held(on_hold, sorted(on_hold - already))
     finally:
         release = [
             m["queue_id"]
-            for m in queue_listing(container)
+            for m in listing.messages(container)
             if m.get("queue_name") == "hold" and m["queue_id"] not in already
         ]
         if release:

@@ -17,23 +17,21 @@ from pathlib import Path
 
 import docker
 
-from ... import LABEL
+from ... import LABEL, SPOOL
 from ...engine.containers import unique
 from ...engine.files import FolderUnavailable
-from .archive import QueueError
+from .archive import MESSAGE_DIRS, QueueError
 
-SPOOL = "/var/spool/postfix"
-MOVE = (
-    r"""set -euo pipefail
+#: Moves every message of the queue mounted at SPOOL into the maildrop of the one at /dest and
+#: prints "moved N left M" (M: message files still in the source queue, every MESSAGE_DIRS).
+MOVE = f"""set -euo pipefail
 postsuper -r ALL 2>&1 | sed 's/^/requeue: /' >&2 || true
 uid=$(stat -c %u /dest/maildrop) gid=$(stat -c %g /dest/maildrop)
 moved=0
-for f in """
-    + SPOOL
-    + r"""/maildrop/*; do
+for f in {SPOOL}/maildrop/*; do
   [ -f "$f" ] || continue
-  id=${f##*/} name=${f##*/} i=0
-  while [ -e "/dest/maildrop/$name" ]; do i=$((i + 1)); name="${id}Z$i"; done
+  id=${{f##*/}} name=${{f##*/}} i=0
+  while [ -e "/dest/maildrop/$name" ]; do i=$((i + 1)); name="${{id}}Z$i"; done
   tmp="/dest/maildrop/.smtp-out-move-$name"
   cp "$f" "$tmp"
   chown "$uid:$gid" "$tmp"
@@ -43,20 +41,9 @@ for f in """
   rm -f "$f"
   moved=$((moved + 1))
 done
-left=$(find """
-    + SPOOL
-    + r"""/incoming """
-    + SPOOL
-    + r"""/active """
-    + SPOOL
-    + r"""/deferred """
-    + SPOOL
-    + r"""/hold """
-    + SPOOL
-    + r"""/maildrop -type f 2>/dev/null | wc -l)
+left=$(find {" ".join(f"{SPOOL}/{d}" for d in sorted(MESSAGE_DIRS))} -type f 2>/dev/null | wc -l)
 echo "moved $moved left $left"
 """
-)
 
 
 @dataclass(frozen=True)

@@ -12,21 +12,18 @@ from dataclasses import dataclass
 
 import docker
 import docker.errors
-from docker.models.containers import Container
 
 from ...checks import Report
+from ...engine import containers
 from ...engine.containers import exec_text
-from ...errors import SmtpOutError, UsageError
+from ...errors import UsageError
+from ..queue import listing
 from . import verdict
 from .logparse import lines_from_chunks
 from .verdict import BurnInFacts
 
 _RELATIVE = re.compile(r"(\d+)([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-class NoSuchContainer(SmtpOutError):
-    """A container named for the report does not exist."""
 
 
 def since_time(since: str, now: dt.datetime | None = None) -> dt.datetime | None:
@@ -49,10 +46,7 @@ def since_time(since: str, now: dt.datetime | None = None) -> dt.datetime | None
 def gather(client: docker.DockerClient, name: str, since: str = "") -> BurnInFacts:
     """One container's facts: its log since `since` (default: since it started), streamed, and
     its queue now (None when it is not running, so the queue flag says "not measured")."""
-    try:
-        container: Container = client.containers.get(name)
-    except docker.errors.NotFound:
-        raise NoSuchContainer(f"no container named {name!r} (docker ps -a lists the containers)") from None
+    container = containers.get(client, name)
     started_at = str(container.attrs["State"].get("StartedAt", ""))
     start = since_time(since) or since_time(started_at[:26] + "Z")  # Docker's nanoseconds cut to micro
     label = since or f"start ({started_at[:19]}Z)"
@@ -62,7 +56,7 @@ def gather(client: docker.DockerClient, name: str, since: str = "") -> BurnInFac
     )
     queue = None
     if container.status == "running":
-        rc, out = exec_text(container, "postqueue -j")
+        rc, out = exec_text(container, listing.COMMAND)
         queue = out if rc == 0 else None
     return verdict.build_facts(name, label, lines_from_chunks(chunks), queue, time.time())
 

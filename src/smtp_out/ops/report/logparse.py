@@ -11,8 +11,12 @@ Memory stays bounded whatever the log's length: counters, at most MAX_EXAMPLES l
 of problem, and flags for each message submitted in the window only until both its DKIM
 signature and its queue entry were seen (at most MAX_TRACKED at once).
 
-Size (~320 lines): the summariser is one state machine over Postfix's and OpenDKIM's line
-formats; its regexes, counters and per-message tracking are kept in one place on purpose.
+`problem` judges one line by the severity after its program's tag (the smoke test and the
+config test read the log through it).
+
+Size (~380 lines): the summariser is one state machine over Postfix's and OpenDKIM's line
+formats; its regexes, counters and per-message tracking are kept in one place on purpose, and
+`problem` reads the same formats with the same patterns (one definition of a bad log line).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 #: Lines kept per kind of problem, and characters kept per line.
 MAX_EXAMPLES = 3
@@ -30,7 +34,7 @@ MAX_TRACKED = 10_000
 #: Delivery statuses always present in LogSummary.by_status (others are added as seen).
 STATUSES = ("sent", "deferred", "bounced", "expired")
 #: OpenDKIM's line for a signed message ("<queue id>: DKIM-Signature field added (s=.., d=..)"):
-#: the key-independent part of signatures.SIGNED_LOG_LINE, since any signature counts here.
+#: the key-independent part of dkim.SIGNED_LOG_LINE, since any signature counts here.
 SIGNED_MARK = "DKIM-Signature field added"
 
 _COUNTERS = (
@@ -54,6 +58,8 @@ _DKIM_ERROR = re.compile(
     r"|\(\): |terminating with status [1-9]",
     re.IGNORECASE,
 )
+#: A program's own diagnostic on stderr, without syslog's prefix ("postconf: warning: ...").
+_BARE_TAG = re.compile(r"[\w./-]+(?:\[\d+\])?: (warning|error|fatal|panic): ")
 _QUEUED, _SIGNED = 1, 2
 
 
@@ -160,15 +166,10 @@ class LogSummariser:
             self._problem("permission_problems", "permission", line)
 
     def _syslog(self, line: str) -> None:
-        body = line[16:]
-        colon = body.find(": ")
-        if colon < 0:
+        tagged = _program_text(line[16:])
+        if tagged is None:
             return
-        program = body[body.rfind(" ", 0, colon) + 1 : colon]
-        bracket = program.find("[")
-        if bracket >= 0:
-            program = program[:bracket]
-        text = body[colon + 2 :]
+        program, text = tagged
         if program.startswith("postfix/"):
             self._postfix(program, text, line)
         elif program == "opendkim":
@@ -296,6 +297,66 @@ class LogSummariser:
         kept = self.examples.setdefault(kind, [])
         if len(kept) < MAX_EXAMPLES:
             kept.append(line[:EXAMPLE_CHARS])
+
+
+class Problem(NamedTuple):
+    """A log line that reports a problem, and its severity: warning, error, fatal or panic."""
+
+    severity: str
+    line: str
+
+    @property
+    def failing(self) -> bool:
+        """error, fatal and panic fail a check; a warning is reported (WARN)."""
+        return self.severity != "warning"
+
+
+def problem(raw: str) -> Problem | None:
+    """The problem a log line reports, judged by the severity after its program's tag, never by
+    a word anywhere in it: Postfix's `<program>[pid]: warning|error|fatal|panic: ...`, the
+    entrypoint's `[smtp-out] ERROR:|WARNING:`, a bare `postconf: warning: ...`, and OpenDKIM's
+    lines (busybox syslogd drops their priority: judged as the summariser judges them). A
+    delivery by Postfix's `error` agent (`postfix/error[..]: <qid>: ... status=deferred`) or a
+    TLS warning that quotes OpenSSL's `error:0A00...` is not an error."""
+    line = raw.rstrip("\r\n")
+    if line[10:11] == "T" and line[4:5] == "-":  # Docker's RFC 3339 prefix
+        line = line.partition(" ")[2]
+    if line.startswith("[smtp-out] "):
+        text = line[11:]
+        if text.startswith("ERROR:"):
+            return Problem("error", line)
+        return Problem("warning", line) if text.startswith("WARNING:") else None
+    if not (line[15:16] == " " and line[9:10] == ":"):  # not "Mon DD HH:MM:SS "
+        m = _BARE_TAG.match(line)
+        return Problem(m.group(1), line) if m else None
+    tagged = _program_text(line[16:])
+    if tagged is None:
+        return None
+    program, text = tagged
+    if program == "postfix" or program.startswith("postfix/"):
+        first = text.partition(": ")[0]
+        return Problem(first, line) if first in _SEVERITIES else None
+    if program == "opendkim" and SIGNED_MARK not in text:
+        if _PERMISSION.search(text):
+            return Problem("warning", line)
+        if _DKIM_ERROR.search(text):
+            return Problem("error", line)
+    return None
+
+
+def problems(log: str) -> list[Problem]:
+    """Every problem line of a log, in order."""
+    return [p for p in map(problem, log.splitlines()) if p is not None]
+
+
+def _program_text(body: str) -> tuple[str, str] | None:
+    """A syslog line's body after the time ("host program[pid]: text") -> (program, text)."""
+    colon = body.find(": ")
+    if colon < 0:
+        return None
+    program = body[body.rfind(" ", 0, colon) + 1 : colon]
+    bracket = program.find("[")
+    return (program[:bracket] if bracket >= 0 else program), body[colon + 2 :]
 
 
 def summarise(lines: Iterable[str]) -> LogSummary:

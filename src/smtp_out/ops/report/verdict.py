@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 from ...checks import Check, Report, Result, exit_code, run_checks
 from ...checks import render_text as render_checks
+from ..queue import listing
 from .logparse import STATUSES, LogSummary, summarise
 
 #: Queue buildup: more messages than this in the queue is a red flag. The relay sends about 1k
@@ -55,12 +56,7 @@ class QueueSummary:
         size = recipients = total = 0
         by_queue: dict[str, int] = {}
         oldest: tuple[float, str] | None = None
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            message = json.loads(line)
-            if not isinstance(message, dict):
-                raise ValueError(f"postqueue -j line {number} is not a JSON object: {line[:80]}")
+        for message in listing.parse(text):
             size += 1
             recipients += len(message.get("recipients") or ())
             total += int(message.get("message_size", 0))

@@ -7,21 +7,20 @@ Stopped parallel containers go, with their queue directory, only when no message
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
 
+from ... import SPOOL
 from ...engine.config import mounted_at
 from ...engine.containers import logs
 from ...engine.files import MOUNT, mounted
 from ..queue.archive import MESSAGE_DIRS
 from .compose import ComposeService
-from .parallel import ROLE, SPOOL
+from .parallel import ROLE
 from .points import forget, points, state_dir
 
-Progress = Callable[[str], None]
 COUNT = f"cd {MOUNT} && find {' '.join(sorted(MESSAGE_DIRS))} -type f 2>/dev/null | wc -l"
 
 

@@ -17,9 +17,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...engine.config import COMPOSE_PREFIX
 from ...errors import SmtpOutError
 
-LABEL = "com.docker.compose."
 #: docker-compose v1, as Debian packages it.
 COMPOSE = "docker-compose"
 
@@ -40,15 +40,16 @@ class ComposeService:
         """The compose service `container_name` belongs to, from its labels."""
         try:
             return cls(
-                labels[LABEL + "project"],
-                labels[LABEL + "service"],
-                Path(labels[LABEL + "project.working_dir"]),
-                tuple(labels.get(LABEL + "project.config_files", "").split(",")),
+                labels[COMPOSE_PREFIX + "project"],
+                labels[COMPOSE_PREFIX + "service"],
+                Path(labels[COMPOSE_PREFIX + "project.working_dir"]),
+                tuple(labels.get(COMPOSE_PREFIX + "project.config_files", "").split(",")),
             )
         except KeyError:
             raise ComposeError(
-                f"{container_name} is not managed by docker-compose (no {LABEL}project/service/working_dir "
-                "labels): the rollout moves production only through its compose file"
+                f"{container_name} is not managed by docker-compose (no "
+                f"{COMPOSE_PREFIX}project/service/working_dir labels): "
+                "the rollout moves production only through its compose file"
             ) from None
 
     def _command(self, *args: str) -> list[str]:

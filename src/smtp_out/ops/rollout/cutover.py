@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,21 +25,21 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
+from ... import SPOOL
 from ...checks import Report
 from ...engine.config import mounted_at
 from ...engine.containers import ContainerExited, exec_text, health, wait_healthy
 from ...engine.polling import NotReady
 from ...errors import SmtpOutError
+from ...progress import Progress
 from .. import canary, smoke
 from ..queue import backup
 from ..queue.relay import drain, pick_up, quiesce
 from ..queue.transfer import move_queue
 from ..report import burnin
 from .compose import ComposeService
-from .parallel import SPOOL, RolloutError, point_tag, running, short
+from .parallel import RolloutError, point_tag, running, short
 from .points import RollbackPoint, find, record, save, state_dir
-
-Progress = Callable[[str], None]
 
 
 class StepFailed(SmtpOutError):

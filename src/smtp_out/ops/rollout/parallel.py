@@ -14,7 +14,6 @@ The image under test is tagged <repo>:candidate. When the tag production's compo
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,17 +21,17 @@ import docker
 import docker.errors
 from docker.models.containers import Container
 
+from ... import SPOOL
 from ...checks import Report
 from ...engine.config import COMPOSE_PREFIX, ContainerConfig, Network, mounted_at
 from ...engine.containers import wait_for_health
 from ...engine.polling import NotReady
 from ...errors import SmtpOutError
+from ...progress import Progress
 from .. import canary, smoke
 
-Progress = Callable[[str], None]
 #: The label that marks the containers the rollout made, and what they are.
 ROLE = "smtp-out.rollout"
-SPOOL = "/var/spool/postfix"
 
 
 class RolloutError(SmtpOutError):
