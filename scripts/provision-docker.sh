@@ -35,7 +35,15 @@ command -v dockerd >/dev/null 2>&1 || install_debian_packages docker.io iptables
 command -v docker >/dev/null 2>&1 || die "docker CLI missing after install"
 
 log "Starting dockerd (log: $DOCKERD_LOG)"
-nohup dockerd >"$DOCKERD_LOG" 2>&1 &
+# dockerd outlives this script: it must not inherit a descriptor of the caller's beyond the
+# standard three (a lock held with `flock`, say, would stay held for as long as dockerd runs).
+(
+  for fd in /proc/self/fd/*; do
+    fd=${fd##*/}
+    if [ "$fd" -gt 2 ]; then eval "exec $fd>&-"; fi
+  done 2>/dev/null
+  exec nohup dockerd >"$DOCKERD_LOG" 2>&1 </dev/null
+) &
 echo $! >"$DOCKERD_PIDFILE"
 
 deadline=$((SECONDS + DOCKERD_WAIT_SECONDS))
