@@ -134,7 +134,7 @@ REFUSED: dict[str, tuple[str, str, str]] = {
     "smtpd_tls_mandatory_ciphers": (
         "smtpd_tls_mandatory_ciphers",
         "export",
-        "is a cipher grade below medium",
+        "smtpd_tls_mandatory_ciphers='export' is a cipher grade below medium",
     ),
     "smtp_tls_ciphers": (
         "smtp_tls_ciphers",
