@@ -30,7 +30,7 @@ read_override() {
         line="${line#"${line%%[![:space:]]*}"}"
         case "$line" in '' | '#'*) continue ;; esac
         [ -n "$current" ] || fail "$file line $lineno: continuation line with no parameter before it"
-        current="$current $line"
+        if [ "${current%=}" = "$current" ]; then current="$current $line"; else current="$current$line"; fi
         continue
         ;;
     esac
