@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR # the stages and smtp-out-lib.sh, next to this file
 # smtp-out entrypoint. As in the official images, only the default command (CMD: postfix
 # start-fg) initialises: it configures Postfix and OpenDKIM, then execs Postfix as PID 1. Any
 # other command (docker run --rm smtp-out postconf -n) runs as given in the configured image:
@@ -28,23 +29,14 @@ SMTP_OUT_HOME="${BASH_SOURCE[0]%/*}"
 log() { printf '[smtp-out] %s\n' "$*" >&2; }
 fail() { log "ERROR: $*"; exit 1; }
 
-# shellcheck source-path=SCRIPTDIR
 source "$SMTP_OUT_HOME/smtp-out-lib.sh" # SPOOL, running, unix_listening, ...
-# shellcheck source=entrypoint.d/environment.sh
 source "$SMTP_OUT_HOME/entrypoint.d/environment.sh"
-# shellcheck source=entrypoint.d/configuration.sh
 source "$SMTP_OUT_HOME/entrypoint.d/configuration.sh"
-# shellcheck source=entrypoint.d/tls.sh
 source "$SMTP_OUT_HOME/entrypoint.d/tls.sh"
-# shellcheck source=entrypoint.d/policy.sh
 source "$SMTP_OUT_HOME/entrypoint.d/policy.sh"
-# shellcheck source=entrypoint.d/dkim.sh
 source "$SMTP_OUT_HOME/entrypoint.d/dkim.sh"
-# shellcheck source=entrypoint.d/submission.sh
 source "$SMTP_OUT_HOME/entrypoint.d/submission.sh"
-# shellcheck source=entrypoint.d/spool.sh
 source "$SMTP_OUT_HOME/entrypoint.d/spool.sh"
-# shellcheck source=entrypoint.d/daemons.sh
 source "$SMTP_OUT_HOME/entrypoint.d/daemons.sh"
 
 # main.cf and the generated tables, from the image's files and the environment: what the image
