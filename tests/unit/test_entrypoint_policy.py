@@ -63,6 +63,8 @@ def test_a_weakening_override_is_refused_naming_the_variable(
     [
         ("smtpd_milters", "unix:/opendkim/opendkim.sock"),  # the image's own value
         ("milter_default_action", "tempfail"),
+        ("internal_mail_filter_classes", "bounce,notify"),
+        ("receive_override_options", "*"),
         ("receive_override_options", "no_address_mappings, no_unknown_recipient_checks"),
         ("smtpd_milter_maps", ""),
         ("content_filter", ""),

@@ -104,10 +104,17 @@ master_cf_pinned() {
     }' "$MASTER_CF"
 }
 
+# A Postfix list value's words, one space apart ("bounce,notify" and "bounce, notify" are one list).
+list_words() {
+  local words
+  IFS=$', \t' read -r -a words <<<"$1"
+  printf '%s' "${words[*]}"
+}
+
 # Every setting from main.cf.override or a POSTFIX_* variable, against the table above (the
 # image's own defaults are not judged). Runs before main.cf is written.
 check_override_policy() {
-  local name value where word
+  local name value where word words
   local -A pinned=()
   read_policy_switches
   while IFS= read -r name; do pinned[$name]=1; done < <(master_cf_pinned)
@@ -116,14 +123,15 @@ check_override_policy() {
     value="${SETTING_VALUE[$name]}"
     where=$(where_of "$name")
     if [ -n "${ENFORCED[$name]+set}" ]; then
-      [ "$value" = "${ENFORCED[$name]}" ] \
+      [ "$(list_words "$value")" = "$(list_words "${ENFORCED[$name]}")" ] \
         || fail "$where: $name is set by this image to '${ENFORCED[$name]}' (${ENFORCED_WHY[$name]}); remove the override"
     elif [ -n "${pinned[$name]+set}" ]; then
       fail "$where: master.cf pins $name with -o for submission (port 587), so the override would have no effect there; remove it"
     elif [ -n "${REFUSED_WHY[$name]+set}" ]; then
       [ -z "$value" ] || fail "$where: $name='$value' is refused: ${REFUSED_WHY[$name]}; remove the override"
     elif [ "$name" = receive_override_options ]; then
-      for word in ${value//,/ }; do
+      read -r -a words <<<"$(list_words "$value")"
+      for word in "${words[@]}"; do
         [ -z "${RECEIVE_OVERRIDE_WHY[$word]+set}" ] \
           || fail "$where: receive_override_options with $word is refused: ${RECEIVE_OVERRIDE_WHY[$word]}; remove it"
       done
