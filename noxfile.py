@@ -18,6 +18,14 @@ PYTHON = "3.11"
 PEER = "src/smtp_out/testing/peer"
 SHELL_SCRIPTS = [
     "docker-services/smtp-out/entrypoint.sh",
+    "docker-services/smtp-out/entrypoint.d/environment.sh",
+    "docker-services/smtp-out/entrypoint.d/configuration.sh",
+    "docker-services/smtp-out/entrypoint.d/tls.sh",
+    "docker-services/smtp-out/entrypoint.d/policy.sh",
+    "docker-services/smtp-out/entrypoint.d/dkim.sh",
+    "docker-services/smtp-out/entrypoint.d/submission.sh",
+    "docker-services/smtp-out/entrypoint.d/spool.sh",
+    "docker-services/smtp-out/entrypoint.d/daemons.sh",
     "docker-services/smtp-out/healthcheck.sh",
     "docker-services/smtp-out/smtp-out-lib.sh",
     "scripts/lib.sh",

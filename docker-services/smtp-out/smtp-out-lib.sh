@@ -2,11 +2,13 @@
 # smtp-out's shared shell helpers, sourced by entrypoint.sh and healthcheck.sh (both look for
 # this file next to themselves). Read-only checks on /proc and main.cf, in pure bash: no forks.
 
-SPOOL=/var/spool/postfix
-POSTFIX_MAIN_CF=/etc/postfix/main.cf
+# Paths are variables with the image's defaults, so the entrypoint's stages can run against a
+# temporary root in the tests.
+: "${SPOOL:=/var/spool/postfix}"
+: "${POSTFIX_MAIN_CF:=/etc/postfix/main.cf}"
 # The healthcheck's state (see healthcheck.sh): the image creates the directory and the FIFO;
 # entrypoint.sh removes HEALTH_PASSED at every start.
-HEALTH_DIR=/run/smtp-out
+: "${HEALTH_DIR:=/run/smtp-out}"
 HEALTH_PASSED="$HEALTH_DIR/health-passed" # a check has passed since the container started
 HEALTH_PACE="$HEALTH_DIR/health-pace"     # a FIFO nobody writes: `read -t 1` on it waits 1 s
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import smtplib
+import time
+from pathlib import Path
 
 from smtp_out import mail
-from smtp_out.engine.containers import exec_text
+from smtp_out.engine.containers import exec_text, logs, wait_for_exit
 from smtp_out.material import Material
 
 from .conftest import Started
@@ -31,3 +33,18 @@ def refusal_code(host: str, material: Material) -> int:
     except smtplib.SMTPResponseException as exc:
         return int(exc.smtp_code)
     return 0
+
+
+def assert_stops_with(s: Started, message: str, spool: Path, expect_empty: bool = True) -> None:
+    """The container exits within 10 s with exactly one ERROR line, which contains `message`;
+    the queue directory stays empty (unless `expect_empty` is False)."""
+    started = time.monotonic()
+    code = wait_for_exit(s.container, timeout=20)
+    assert time.monotonic() - started < 10
+    assert code == 1, code
+    out = logs(s.container)
+    errors = [ln for ln in out.splitlines() if ln.startswith("[smtp-out] ERROR:")]
+    assert len(errors) == 1, out
+    assert message in errors[0], errors[0]
+    if expect_empty:
+        assert list(spool.iterdir()) == [], "the queue directory was written before the input was validated"

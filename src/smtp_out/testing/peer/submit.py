@@ -37,6 +37,9 @@ def build(args: argparse.Namespace, i: int, rcpt: str) -> bytes:
     msg["X-Test-Seq"] = str(i)
     if args.run:
         msg["X-Test-Run"] = args.run
+    for header in args.header:
+        name, _, value = header.partition(":")
+        msg[name.strip()] = value.strip()
     msg.set_content(f"Message {i} of the smtp-out tests.\n" + "x" * args.body_bytes + "\n")
     return msg.as_bytes()
 
@@ -57,6 +60,7 @@ def main() -> None:
     p.add_argument("--body-bytes", type=int, default=200)
     p.add_argument("--per-connection", type=int, default=50, help="messages per SMTP session")
     p.add_argument("--run", default="", help="X-Test-Run header, to tell runs apart at the sink")
+    p.add_argument("--header", action="append", default=[], help="'Name: value', a further header; repeat")
     p.add_argument(
         "--interval", type=float, default=0.0, help="seconds between messages (one connection each)"
     )
