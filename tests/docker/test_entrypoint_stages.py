@@ -13,8 +13,9 @@ import docker.errors
 import pytest
 
 from smtp_out import LABEL
-from smtp_out.engine.containers import SmtpOutOptions, unique
+from smtp_out.engine.containers import unique
 from smtp_out.material import Material
+from smtp_out.ops.launch import SmtpOutOptions
 
 pytestmark = pytest.mark.docker
 
