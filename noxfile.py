@@ -29,7 +29,8 @@ SHELL_SCRIPTS = [
 
 
 def _install(session: nox.Session, *extras: str) -> None:
-    session.install("-e", f".[{','.join(extras)}]" if extras else ".")
+    """The project with `extras`, and always the preflight's (the tasks and tests use it)."""
+    session.install("-e", f".[{','.join((*extras, 'preflight'))}]")
 
 
 def _pytest(session: nox.Session, *paths: str) -> None:
