@@ -265,6 +265,52 @@ def canary(
 
 @task(
     help={
+        "ip": "the relay's public IPv4 address, as receivers see it (required: a container cannot see it)",
+        "container": "the relay (default smtp-out): its myhostname, HELO name, DKIM key, certificate mount",
+        "resolver": "DNS server to ask (default: the system's); only DNS is used",
+        "envelope_domain": "the envelope sender's domain for SPF (default: the signing domain)",
+        "from_domain": "the From: domain for DMARC (default: the signing domain; a sub-domain of it)",
+        "host": "address the relay's 587 is published on, for the certificate (default 127.0.0.1)",
+        "port": "that port (default 1587)",
+        "tls_name": "the name the certificate must carry (default: the relay's myhostname)",
+        "cert_path": "the certificate file on this host (default: what the container mounts at "
+        "/etc/postfix/cert/smtp.cert, e.g. /etc/letsencrypt/live/<name>/fullchain.pem)",
+        "ca": "CA bundle to validate the certificate with (default: the system's)",
+        "json": "print JSON",
+    },
+    auto_shortflags=False,
+)
+def preflight(
+    c: Context,
+    ip: str = "",
+    *,
+    container: str = "smtp-out",
+    resolver: str = "",
+    envelope_domain: str = "",
+    from_domain: str = "",
+    host: str = "127.0.0.1",
+    port: int = 1587,
+    tls_name: str = "",
+    cert_path: str = "",
+    ca: str = "",
+    json: bool = False,
+) -> None:
+    """Deliverability preflight: DKIM, SPF, DMARC, reverse DNS, MX and the 587 certificate as
+    receivers see them, each failure with its fix; exit 1 on a red flag."""
+    from smtp_out.ops import preflight as deliverability  # this task's name shadows the module
+
+    if not ip:
+        raise cli.UsageError("--ip is required: the relay's public IPv4 address (e.g. --ip 203.0.113.25)")
+    report = deliverability.run(
+        engine.client(), container, ip, resolver=resolver or None, envelope_domain=envelope_domain or None,
+        from_domain=from_domain or None, host=host, port=port, tls_name=tls_name or None,
+        cert_path=_path(cert_path), ca=_path(ca),
+    )  # fmt: skip
+    cli.show(report, json)
+
+
+@task(
+    help={
         "container": "one container, or two to compare side by side: smtp-out,smtp-out-new",
         "since": "from when: a duration back (24h, 7d) or a time (2026-11-25T08:00:00Z); default: its start",
         "json": "print JSON (for cron)",
