@@ -270,8 +270,8 @@ def canary(
         "resolver": "DNS server to ask (default: the system's); only DNS is used",
         "envelope_domain": "the envelope sender's domain for SPF (default: the signing domain)",
         "from_domain": "the From: domain for DMARC (default: the signing domain; a sub-domain of it)",
-        "host": "address the relay's 587 is published on, for the certificate (default 127.0.0.1)",
-        "port": "that port (default 1587)",
+        "host": "address to read the relay's 587 certificate on (default: where the container publishes 587)",
+        "port": "that port (default: the port the container publishes 587 on, e.g. 1587)",
         "tls_name": "the name the certificate must carry (default: the relay's myhostname)",
         "cert_path": "the certificate file on this host (default: what the container mounts at "
         "/etc/postfix/cert/smtp.cert, e.g. /etc/letsencrypt/live/<name>/fullchain.pem)",
@@ -288,8 +288,8 @@ def preflight(
     resolver: str = "",
     envelope_domain: str = "",
     from_domain: str = "",
-    host: str = "127.0.0.1",
-    port: int = 1587,
+    host: str = "",
+    port: int = 0,
     tls_name: str = "",
     cert_path: str = "",
     ca: str = "",
@@ -303,7 +303,7 @@ def preflight(
         raise cli.UsageError("--ip is required: the relay's public IPv4 address (e.g. --ip 203.0.113.25)")
     report = deliverability.run(
         engine.client(), container, ip, resolver=resolver or None, envelope_domain=envelope_domain or None,
-        from_domain=from_domain or None, host=host, port=port, tls_name=tls_name or None,
+        from_domain=from_domain or None, host=host or None, port=port or None, tls_name=tls_name or None,
         cert_path=_path(cert_path), ca=_path(ca),
     )  # fmt: skip
     cli.show(report, json)
@@ -313,14 +313,30 @@ def preflight(
     help={
         "container": "one container, or two to compare side by side: smtp-out,smtp-out-new",
         "since": "from when: a duration back (24h, 7d) or a time (2026-11-25T08:00:00Z); default: its start",
+        "preflight_ip": "also show the deliverability preflight for this public IPv4 (invoke preflight)",
+        "resolver": "DNS server for the preflight (default: the system's)",
+        "ca": "CA bundle for the preflight's certificate check (default: the system's)",
         "json": "print JSON (for cron)",
     }
 )
-def report(c: Context, container: str = "smtp-out", since: str = "", json: bool = False) -> None:
-    """Burn-in report: deliveries, signing, refusals, TLS and milter failures, queue; exit 1 on a red flag."""
+def report(
+    c: Context,
+    *,
+    container: str = "smtp-out",
+    since: str = "",
+    preflight_ip: str = "",
+    resolver: str = "",
+    ca: str = "",
+    json: bool = False,
+) -> None:
+    """Burn-in report: deliveries, signing, refusals, TLS and milter failures, queue; exit 1 on a red flag.
+    With --preflight-ip, the deliverability preflight's verdict too (a figure, not a red flag)."""
     from smtp_out.ops.report import burnin
 
-    cli.show(burnin.run(engine.client(), [n for n in container.split(",") if n], since), json)
+    names = [n for n in container.split(",") if n]
+    outcome = burnin.run(engine.client(), names, since, preflight_ip=preflight_ip or None,
+                         resolver=resolver or None, ca=_path(ca))  # fmt: skip
+    cli.show(outcome, json)
 
 
 @task(

@@ -26,6 +26,7 @@ from smtp_out.engine.containers import SmtpOutOptions, exec_text, run_smtp_out, 
 from smtp_out.engine.polling import poll
 from smtp_out.ops import preflight
 from smtp_out.ops.dnslookup import Dns
+from smtp_out.ops.report import burnin
 from smtp_out.testing.network import SINK_IP, TestNet
 from smtp_out.testing.peers import Zone, start_peer
 from tests.helpers import invoke
@@ -208,12 +209,32 @@ def test_the_good_zone_passes_every_check(scene: Scene) -> None:
 def test_the_task_prints_each_check_and_exits_0(scene: Scene) -> None:
     assert scene.relay is not None
     with scene.serving(good_zone(scene.key)):
+        # 587 is read at the container's address (it publishes none), the certificate file from its mount
         done = invoke("preflight", "--ip", RELAY_IP, "--container", str(scene.relay.name), "--resolver",
-                      PREFLIGHT_DNS_IP, "--host", RELAY_IP, "--port", "587", "--ca", str(scene.ca_file),
-                      "--cert-path", str(scene.certbot.live("fullchain")), "--json")  # fmt: skip
+                      PREFLIGHT_DNS_IP, "--ca", str(scene.ca_file), "--json")  # fmt: skip
+        text = invoke("preflight", "--ip", RELAY_IP, "--container", str(scene.relay.name), "--resolver",
+                      PREFLIGHT_DNS_IP, "--ca", str(scene.ca_file))  # fmt: skip
+        broken = invoke("preflight", "--ip", "192.0.2.7", "--container", str(scene.relay.name), "--resolver",
+                        PREFLIGHT_DNS_IP, "--ca", str(scene.ca_file))  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     data = json.loads(done.stdout)
     assert data["ok"] is True and data["failed"] == 0 and data["passed"] == 20
+    assert text.returncode == 0 and text.stdout.count("PASS  ") == 20, text.stdout
+    (scene.workdir / "preflight-pass.txt").write_text(text.stdout)  # the README's example
+    assert broken.returncode == 1 and "fix: " in broken.stdout, broken.stdout
+    (scene.workdir / "preflight-fail.txt").write_text(broken.stdout)
+    print(f"\n{text.stdout}\n{broken.stdout}")
+
+
+def test_the_report_shows_the_preflight_verdict_and_the_certificates_days(scene: Scene) -> None:
+    assert scene.relay is not None
+    with scene.serving(good_zone(scene.key)):
+        outcome = burnin.run(scene.client, [str(scene.relay.name)], preflight_ip=RELAY_IP,
+                             resolver=PREFLIGHT_DNS_IP, ca=scene.ca_file)  # fmt: skip
+    assert f"{scene.relay.name}: deliverability preflight OK; certificate: " in outcome.text(), outcome.text()
+    data = outcome.to_json()
+    assert isinstance(data, dict)
+    assert data["preflight"][0]["ok"] is True and "days left" in data["preflight"][0]["certificate"]
 
 
 def test_spf_without_the_ip(scene: Scene) -> None:

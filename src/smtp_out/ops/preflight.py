@@ -597,14 +597,15 @@ def run(
     resolver: str | None = None,
     envelope_domain: str | None = None,
     from_domain: str | None = None,
-    host: str = "127.0.0.1",
-    port: int = 1587,
+    host: str | None = None,
+    port: int | None = None,
     tls_name: str | None = None,
     cert_path: Path | None = None,
     ca: Path | None = None,
     selector: str = DKIM_SELECTOR,
 ) -> Report:
-    """Run every check for the relay `container`, sending from `ip`."""
+    """Run every check for the relay `container`, sending from `ip`. The certificate is read on
+    host:port, by default where the container publishes 587."""
     started = time.monotonic()
     ip = check_ip(ip)
     if resolver is not None:
@@ -623,12 +624,32 @@ def run(
         raise UsageError(f"--from-domain {from_domain}: the relay signs and accepts From: addresses at "
                          f"{relay.domain} or its sub-domains only")  # fmt: skip
     path = cert_path or (Path(relay.cert_source) if relay.cert_source else None)
+    host, port = _submission_address(relay_container, host, port)
     cert = cert_facts(host, port, tls_name or relay.domain, cert_path=path, ca=ca)
     dns_ = Dns(resolver)
     _fresh_checkdmarc_cache()
     facts = gather(dns_, relay, ip, cert, envelope_domain=envelope_domain, from_domain=from_domain,
                    selector=selector)  # fmt: skip
     return judge(facts, started)
+
+
+def _submission_address(container: Container, host: str | None, port: int | None) -> tuple[str, int]:
+    """host:port given, else where the container publishes 587 (127.0.0.1:1587 for production),
+    else 587 at the container's own address."""
+    if host is not None and port is not None:
+        return host, port
+    settings = container.attrs.get("NetworkSettings", {})
+    bindings = (settings.get("Ports") or {}).get("587/tcp") or []
+    if bindings:
+        address = str(bindings[0].get("HostIp") or "127.0.0.1")
+        published = "127.0.0.1" if address in ("0.0.0.0", "::") else address
+        return host or published, port or int(bindings[0]["HostPort"])
+    own = [str(n["IPAddress"]) for n in (settings.get("Networks") or {}).values() if n.get("IPAddress")]
+    if not own:
+        raise UsageError(
+            f"{container.name} publishes no port for 587 and has no address: give --host and --port"
+        )
+    return host or own[0], port or 587
 
 
 def check_ip_arg(value: str, option: str) -> str:
@@ -650,10 +671,26 @@ def _fresh_checkdmarc_cache() -> None:
     utils.DNS_CACHE.clear()
 
 
+def _certificate_days(report: Report) -> str:
+    return next((r.observed for r in report.results if r.name.startswith("Certificate: at least")), "")
+
+
 def summary(report: Report) -> dict[str, object]:
     """The preflight's verdict and the certificate's days left, for the burn-in report."""
-    days = next((r.observed for r in report.results if r.name.startswith("Certificate: at least")), "")
-    return {"ok": report.ok, "failed": [r.name for r in report.failed], "certificate": days}
+    warned = [r.name for r in report.results if r.verdict is Verdict.WARN]
+    failed = [r.name for r in report.failed]
+    return {"ok": report.ok, "failed": failed, "warned": warned, "certificate": _certificate_days(report)}
+
+
+def summary_line(report: Report) -> str:
+    """One line: the verdict, the red flags by name, the certificate's days left."""
+    failed = [r.name for r in report.failed]
+    warned = report.count(Verdict.WARN)
+    verdict = "OK" if report.ok else f"{len(failed)} red flag(s): {'; '.join(failed)}"
+    extra = f", {warned} warning(s)" if warned else ""
+    return (
+        f"deliverability preflight {verdict}{extra}; certificate: {_certificate_days(report) or 'not read'}"
+    )
 
 
 __all__: Sequence[str] = [
