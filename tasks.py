@@ -17,6 +17,7 @@ from invoke.context import Context
 
 from smtp_out import cli, engine
 from smtp_out.cli import task
+from smtp_out.errors import SmtpOutError
 
 
 @task()
@@ -208,6 +209,7 @@ def _path(value: str) -> Path | None:
         "image": "image to run (default: the new build that moved production's tag, or <repo>:candidate)",
         "queue_dir": "fresh queue directory (default: production's queue directory + '-new')",
         "port": "127.0.0.1 port to publish 587 on (default 1588)",
+        "preflight_ip": "also print the deliverability preflight for this public IPv4 (not a gate)",
         **_CHECK_HELP,
     }
 )
@@ -222,15 +224,26 @@ def deploy_parallel(
     host: str = "127.0.0.1",
     ca: str = "",
     resolver: str = "",
+    preflight_ip: str = "",
     json: bool = False,
 ) -> None:
-    """Start the new image beside production (Phase 2) and check it: healthy, smoke test, DKIM canary."""
+    """Start the new image beside production (Phase 2) and check it: healthy, smoke test, DKIM canary.
+    With --preflight-ip, print the deliverability preflight of the new container (on stderr; not a gate)."""
     from smtp_out.ops.rollout import parallel
 
+    client = engine.client()
     outcome = parallel.deploy_parallel(
-        engine.client(), production=production, name=name, image=image or None, queue_dir=_path(queue_dir),
+        client, production=production, name=name, image=image or None, queue_dir=_path(queue_dir),
         host=host, port=port, ca=_path(ca), resolver=resolver or None, progress=cli.progress,
     )  # fmt: skip
+    if preflight_ip:
+        from smtp_out.ops import preflight as deliverability
+
+        try:
+            checked = deliverability.run(client, name, preflight_ip, resolver=resolver or None, ca=_path(ca))
+            cli.progress(checked.text())
+        except SmtpOutError as exc:  # deliverability is not the relay's health: report it, go on
+            cli.progress(f"deliverability preflight not run: {exc}")
     cli.show(outcome, json)
 
 
