@@ -22,6 +22,7 @@ STARTTLS handshake with the relay (two: one to read the certificate, one to vali
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import ipaddress
 import smtplib
@@ -30,11 +31,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import docker
 import docker.errors
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from docker.models.containers import Container
 
 from ..checks import Check, Report, Verdict, run_checks
@@ -240,9 +241,9 @@ def dmarc_facts(dns_: Dns, from_domain: str, signing_domain: str) -> DmarcFacts:
             records[0], location, resolver=dns_.resolver, timeout=dns_.timeout, retries=0
         )
     except Exception as exc:  # checkdmarc's DMARCError (syntax, tags, report URIs)
-        return _replace(base, parse_error=f"{type(exc).__name__}: {exc}")
+        return dataclasses.replace(base, parse_error=f"{type(exc).__name__}: {exc}")
     tags = {name: _tag_text(tag["value"]) for name, tag in parsed["tags"].items()}
-    return _replace(base, tags=tags)
+    return dataclasses.replace(base, tags=tags)
 
 
 def _is_dmarc(value: str) -> bool:
@@ -254,10 +255,6 @@ def _tag_text(value: object) -> str:
     if isinstance(value, list):
         return ",".join(f"{u.get('scheme', '')}:{u.get('address', '')}" for u in value if isinstance(u, dict))
     return str(value)
-
-
-def _replace(facts: DmarcFacts, **changes: Any) -> DmarcFacts:
-    return DmarcFacts(**{**facts.__dict__, **changes})
 
 
 def cert_facts(
@@ -286,19 +283,11 @@ def cert_facts(
     file_der, file_error = b"", ""
     if cert_path is not None:
         try:
-            file_der = x509.load_pem_x509_certificate(cert_path.read_bytes()).public_bytes(
-                serialization_der()
-            )
+            file_der = x509.load_pem_x509_certificate(cert_path.read_bytes()).public_bytes(Encoding.DER)
         except (OSError, ValueError) as exc:
             file_error = f"cannot read {cert_path}: {exc}"
     path = str(cert_path) if cert_path else ""
     return CertFacts(host, port, name, served, error, verify_error, path, file_der, file_error)
-
-
-def serialization_der() -> Any:
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    return Encoding.DER
 
 
 def _unverified() -> ssl.SSLContext:
