@@ -250,3 +250,19 @@ def test_json_carries_each_verdict_and_fix() -> None:
     assert isinstance(checks, list)
     bad = [c for c in checks if c["verdict"] == "FAIL"]
     assert len(bad) == 1 and "fix" in bad[0] and bad[0]["name"] == "SPF has no +all"
+
+
+class _Container:
+    def __init__(self, ports: dict[str, object], networks: dict[str, object]) -> None:
+        self.name = "smtp-out"
+        self.attrs = {"NetworkSettings": {"Ports": ports, "Networks": networks}}
+
+
+def test_the_certificate_is_read_where_the_container_publishes_587() -> None:
+    published = _Container({"587/tcp": [{"HostIp": "127.0.0.1", "HostPort": "1587"}]}, {})
+    assert preflight._submission_address(published, None, None) == ("127.0.0.1", 1587)  # type: ignore[arg-type]
+    anywhere = _Container({"587/tcp": [{"HostIp": "0.0.0.0", "HostPort": "1588"}]}, {})
+    assert preflight._submission_address(anywhere, None, None) == ("127.0.0.1", 1588)  # type: ignore[arg-type]
+    unpublished = _Container({"587/tcp": None}, {"prod": {"IPAddress": "10.5.5.12"}})
+    assert preflight._submission_address(unpublished, None, None) == ("10.5.5.12", 587)  # type: ignore[arg-type]
+    assert preflight._submission_address(unpublished, "h", 25) == ("h", 25)  # type: ignore[arg-type]
