@@ -266,3 +266,19 @@ def test_the_certificate_is_read_where_the_container_publishes_587() -> None:
     unpublished = _Container({"587/tcp": None}, {"prod": {"IPAddress": "10.5.5.12"}})
     assert preflight._submission_address(unpublished, None, None) == ("10.5.5.12", 587)  # type: ignore[arg-type]
     assert preflight._submission_address(unpublished, "h", 25) == ("h", 25)  # type: ignore[arg-type]
+
+
+def test_the_burn_in_report_shows_the_verdict_and_days_left_without_changing_its_exit_code() -> None:
+    from smtp_out.ops.report.burnin import BurnInOutcome
+    from smtp_out.ops.report.verdict import build_facts, judge
+
+    good, bad = run(good_zone()), run(replace(good_zone(), DOMAIN, "MX"))
+    assert preflight.summary_line(good).startswith("deliverability preflight OK; certificate: 80 days left")
+    assert preflight.summary_line(bad).startswith(f"deliverability preflight 1 red flag(s): MX for {DOMAIN};")
+    log = ["Dec  1 08:00:00 feedsubscription postfix/master[1]: daemon started"]
+    facts = build_facts("smtp-out", "24h", log, "", 0.0)
+    outcome = BurnInOutcome([(facts, judge(facts))], [bad])
+    assert outcome.text().endswith(f"smtp-out: {preflight.summary_line(bad)}")
+    data = outcome.to_json()
+    assert isinstance(data, dict) and data["preflight"][0]["failed"] == [f"MX for {DOMAIN}"]
+    assert outcome.exit_code == 0, "the preflight is a figure in the report, not a red flag"
