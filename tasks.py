@@ -17,6 +17,7 @@ from invoke.context import Context
 
 from smtp_out import cli
 from smtp_out.cli import task
+from smtp_out.errors import SmtpOutError
 
 
 @task()
@@ -230,6 +231,7 @@ def _path(value: str) -> Path | None:
         "image": "image to run (default: the new build that moved production's tag, or <repo>:candidate)",
         "queue_dir": "fresh queue directory (default: production's queue directory + '-new')",
         "port": "127.0.0.1 port to publish 587 on (default 1588)",
+        "preflight_ip": "also print the deliverability preflight for this public IPv4 (not a gate)",
         **_CHECK_HELP,
     }
 )
@@ -244,17 +246,30 @@ def deploy_parallel(
     host: str = "127.0.0.1",
     ca: str = "",
     resolver: str = "",
+    preflight_ip: str = "",
     json: bool = False,
 ) -> None:
-    """Start the new image beside production (Phase 2) and check it: healthy, smoke test, DKIM canary."""
+    """Start the new image beside production (Phase 2) and check it: healthy, smoke test, DKIM canary.
+    With --preflight-ip, print the deliverability preflight of the new container (on stderr; not a gate)."""
     number = cli.port("port", port)
     from smtp_out import engine
     from smtp_out.ops.rollout import parallel
 
+    client = engine.client()
     outcome = parallel.deploy_parallel(
-        engine.client(), production=production, name=name, image=image or None, queue_dir=_path(queue_dir),
+        client, production=production, name=name, image=image or None, queue_dir=_path(queue_dir),
         host=host, port=number, ca=_path(ca), resolver=resolver or None, progress=cli.progress,
     )  # fmt: skip
+    if preflight_ip:
+        import smtp_out.ops.preflight
+
+        try:
+            checked = smtp_out.ops.preflight.run(
+                client, name, preflight_ip, resolver=resolver or None, ca=_path(ca)
+            )
+            cli.progress(checked.text())
+        except SmtpOutError as exc:  # deliverability is not the relay's health: report it, go on
+            cli.progress(f"deliverability preflight not run: {exc}")
     cli.show(outcome, json)
 
 
@@ -291,17 +306,81 @@ def canary(
 
 @task(
     help={
+        "ip": "the relay's public IPv4 address, as receivers see it (required: a container cannot see it)",
+        "container": "the relay (default smtp-out): its myhostname, HELO name, DKIM key, certificate mount",
+        "resolver": "DNS server to ask (default: the system's); only DNS is used",
+        "envelope_domain": "the envelope sender's domain for SPF (default: the signing domain)",
+        "from_domain": "the From: domain for DMARC (default: the signing domain; a sub-domain of it)",
+        "host": "address to read the relay's 587 certificate on (default: where the container publishes 587)",
+        "port": "that port (default: the port the container publishes 587 on, e.g. 1587)",
+        "tls_name": "the name the certificate must carry (default: the relay's myhostname)",
+        "cert_path": "the certificate file on this host (default: what the container mounts at "
+        "/etc/postfix/cert/smtp.cert, e.g. /etc/letsencrypt/live/<name>/fullchain.pem)",
+        "ca": "CA bundle to validate the certificate with (default: the system's)",
+        "json": "print JSON",
+    },
+    auto_shortflags=False,
+)
+def preflight(
+    c: Context,
+    ip: str = "",
+    *,
+    container: str = "smtp-out",
+    resolver: str = "",
+    envelope_domain: str = "",
+    from_domain: str = "",
+    host: str = "",
+    port: str = "",
+    tls_name: str = "",
+    cert_path: str = "",
+    ca: str = "",
+    json: bool = False,
+) -> None:
+    """Deliverability preflight: DKIM, SPF, DMARC, reverse DNS, MX and the 587 certificate as
+    receivers see them, each failure with its fix; exit 1 on a red flag."""
+    if not ip:
+        raise cli.UsageError("--ip is required: the relay's public IPv4 address (e.g. --ip 203.0.113.25)")
+    number = cli.port("port", port) if port else None
+    import smtp_out.ops.preflight  # the module by its full name: this task's name is preflight too
+    from smtp_out import engine
+
+    report = smtp_out.ops.preflight.run(
+        engine.client(), container, ip, resolver=resolver or None, envelope_domain=envelope_domain or None,
+        from_domain=from_domain or None, host=host or None, port=number, tls_name=tls_name or None,
+        cert_path=_path(cert_path), ca=_path(ca),
+    )  # fmt: skip
+    cli.show(report, json)
+
+
+@task(
+    help={
         "container": "one container, or two to compare side by side: smtp-out,smtp-out-new",
         "since": "from when: a duration back (24h, 7d) or a time (2026-11-25T08:00:00Z); default: its start",
+        "preflight_ip": "also show the deliverability preflight for this public IPv4 (invoke preflight)",
+        "resolver": "DNS server for the preflight (default: the system's)",
+        "ca": "CA bundle for the preflight's certificate check (default: the system's)",
         "json": "print JSON (for cron)",
     }
 )
-def report(c: Context, container: str = "smtp-out", since: str = "", json: bool = False) -> None:
-    """Burn-in report: deliveries, signing, refusals, TLS and milter failures, queue; exit 1 on a red flag."""
+def report(
+    c: Context,
+    *,
+    container: str = "smtp-out",
+    since: str = "",
+    preflight_ip: str = "",
+    resolver: str = "",
+    ca: str = "",
+    json: bool = False,
+) -> None:
+    """Burn-in report: deliveries, signing, refusals, TLS and milter failures, queue; exit 1 on a red flag.
+    With --preflight-ip, the deliverability preflight's verdict too (a figure, not a red flag)."""
     from smtp_out import engine
     from smtp_out.ops.report import burnin
 
-    cli.show(burnin.run(engine.client(), [n for n in container.split(",") if n], since), json)
+    names = [n for n in container.split(",") if n]
+    outcome = burnin.run(engine.client(), names, since, preflight_ip=preflight_ip or None,
+                         resolver=resolver or None, ca=_path(ca))  # fmt: skip
+    cli.show(outcome, json)
 
 
 @task(

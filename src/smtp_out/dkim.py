@@ -160,3 +160,42 @@ def verify(raw: bytes, txt_value: str, domain: str = DKIM_DOMAIN, selector: str 
         return txt_value.encode() if name_s.rstrip(".") + "." == expected else b""
 
     return bool(dkim.verify(raw, dnsfunc=dnsfunc))
+
+
+# --- published key records ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """A DKIM key record (the TXT value at <selector>._domainkey.<domain>) as a verifier reads it."""
+
+    tags: dict[str, str]
+    bits: int
+    key_type: str
+
+    @property
+    def public_b64(self) -> str:
+        """The p= tag, whitespace removed (base64 of the DER public key)."""
+        return re.sub(r"\s+", "", self.tags.get("p", ""))
+
+    @property
+    def testing(self) -> bool:
+        """True when t= carries the y flag (receivers may treat the signatures as unsigned)."""
+        return "y" in (flag.strip() for flag in self.tags.get("t", "").split(":"))
+
+
+def read_key_record(txt: str, name: str = "") -> KeyRecord:
+    """Parse a DKIM key record with dkimpy, as its verifier does (tags, key type, key size);
+    ValueError says why it does not parse."""
+    import dkim  # dkimpy
+    import dkim.util
+
+    try:
+        raw = dkim.util.parse_tag_value(txt.encode("ascii"))
+        _pk, bits, ktag, _tlsrpt = dkim.evaluate_pk(name, txt.encode("ascii"))
+    except (UnicodeEncodeError, dkim.util.InvalidTagValueList, dkim.KeyFormatError) as exc:
+        raise ValueError(f"{type(exc).__name__}: {exc}") from None
+    if not bits:
+        raise ValueError("the record names no usable key")
+    tags = {k.decode("ascii", "replace"): v.decode("ascii", "replace") for k, v in raw.items()}
+    return KeyRecord(tags, int(bits), (ktag or b"rsa").decode("ascii", "replace"))

@@ -58,7 +58,7 @@ def raised(f: BurnInFacts) -> set[str]:
 
 ZERO = dict.fromkeys(
     ["relay_denied", "refusals", "tls_inbound", "tls_outbound", "milter_failures", "dkim_errors",
-     "permission_problems", "warnings", "errors"], 0,
+     "permission_problems", "warnings", "errors", "canary", "list_unsubscribe", "one_click"], 0,
 )  # fmt: skip
 NO_STATUS = {"sent": 0, "deferred": 0, "bounced": 0, "expired": 0}
 

@@ -30,27 +30,33 @@ class SubmitFailed(SmtpOutError):
 
 @dataclass(frozen=True)
 class Zone:
-    """What the test resolver answers: A/AAAA per host, MX per mail domain, TXT and PTR records.
-    Anything else is refused at once (dnsmasq with no upstream)."""
+    """What the test resolver answers: A/AAAA (and PTR) per host, MX per mail domain, TXT and PTR
+    records. Names under a `local` domain that the zone lacks get NXDOMAIN (a missing record);
+    anything else is refused at once (dnsmasq with no upstream: a DNS error)."""
 
-    hosts: Mapping[str, tuple[str, str | None]]  # name -> (IPv4, IPv6 or None)
+    hosts: Mapping[str, tuple[str, str | None]]  # name -> (IPv4, IPv6 or None); dnsmasq adds the PTR
     mx: Mapping[str, str]  # mail domain -> MX host name
-    txt: Mapping[str, str] = field(default_factory=dict)  # name -> value
-    ptr: Mapping[str, str] = field(default_factory=dict)  # IPv4 -> name
+    txt: Mapping[str, str | Sequence[str]] = field(default_factory=dict)  # name -> value(s)
+    ptr: Mapping[str, str] = field(default_factory=dict)  # IPv4 -> name (takes over a host's PTR)
+    local: Sequence[str] = ()  # domains answered from this zone only: NXDOMAIN for the rest
+    addresses: Mapping[str, str] = field(default_factory=dict)  # name (and its sub-domains) -> IPv4, no PTR
 
     def dnsmasq_command(self, listen: str) -> list[str]:
         cmd = [
             "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--log-queries",
             "--log-facility=-", f"--listen-address={listen}", "--bind-interfaces",
         ]  # fmt: skip
+        cmd += [f"--local=/{domain}/" for domain in self.local]
         for name, (ipv4, ipv6) in self.hosts.items():
             cmd.append(f"--host-record={name},{ipv4}" + (f",{ipv6}" if ipv6 else ""))
+        cmd += [f"--address=/{name}/{ipv4}" for name, ipv4 in self.addresses.items()]
         for domain, host in self.mx.items():
             cmd.append(f"--mx-host={domain},{host},10")
         for name, value in self.txt.items():
             # one string, unquoted: dnsmasq (no shell in between) would keep quotes, split at
             # commas (a DKIM record has none) and splits long values into 255-byte strings itself
-            cmd.append(f"--txt-record={name},{value}")
+            for one in (value,) if isinstance(value, str) else value:
+                cmd.append(f"--txt-record={name},{one}")
         for ip, name in self.ptr.items():
             cmd.append(f"--ptr-record={'.'.join(reversed(ip.split('.')))}.in-addr.arpa,{name}")
         return cmd

@@ -9,6 +9,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import docker
 import docker.errors
@@ -17,6 +18,7 @@ from ...checks import Report
 from ...engine import containers
 from ...engine.containers import exec_text
 from ...errors import UsageError
+from .. import preflight
 from ..queue import listing
 from . import verdict
 from .logparse import lines_from_chunks
@@ -63,9 +65,11 @@ def gather(client: docker.DockerClient, name: str, since: str = "") -> BurnInFac
 
 @dataclass(frozen=True)
 class BurnInOutcome:
-    """The report of one container, or of two side by side."""
+    """The report of one container, or of two side by side; with the deliverability preflight's
+    verdict per container when asked for (a figure: it does not change the exit code)."""
 
     items: Sequence[tuple[BurnInFacts, Report]]
+    preflight: Sequence[Report] = ()
 
     @property
     def exit_code(self) -> int:
@@ -73,18 +77,43 @@ class BurnInOutcome:
 
     def text(self) -> str:
         if len(self.items) == 1:
-            return verdict.render_text(*self.items[0])
-        return verdict.render_table(self.items)
+            text = verdict.render_text(*self.items[0])
+        else:
+            text = verdict.render_table(self.items)
+        lines = [
+            f"{facts.container}: {preflight.summary_line(r)}"
+            for (facts, _), r in zip(self.items, self.preflight, strict=False)
+        ]
+        return "\n".join([text, *lines])
 
     def to_json(self) -> object:
-        return json.loads(verdict.render_json(self.items))
+        data = json.loads(verdict.render_json(self.items))
+        if self.preflight:
+            data["preflight"] = [
+                {"container": facts.container, **preflight.summary(r)}
+                for (facts, _), r in zip(self.items, self.preflight, strict=False)
+            ]
+        return data
 
 
-def run(client: docker.DockerClient, names: Sequence[str], since: str = "") -> BurnInOutcome:
-    """Gather and judge each named container (one or two: production and the parallel one)."""
+def run(
+    client: docker.DockerClient,
+    names: Sequence[str],
+    since: str = "",
+    *,
+    preflight_ip: str | None = None,
+    resolver: str | None = None,
+    ca: Path | None = None,
+) -> BurnInOutcome:
+    """Gather and judge each named container (one or two: production and the parallel one); with
+    `preflight_ip` (the relay's public IPv4), run the deliverability preflight on each too."""
     if not 1 <= len(names) <= 2:
         raise UsageError("name one container, or two to compare side by side (--container a,b)")
     started = time.monotonic()
-    return BurnInOutcome(
-        [(facts, verdict.judge(facts, started)) for facts in (gather(client, n, since) for n in names)]
+    items = [(facts, verdict.judge(facts, started)) for facts in (gather(client, n, since) for n in names)]
+    checked = (
+        [preflight.run(client, n, preflight_ip, resolver=resolver, ca=ca) for n in names]
+        if preflight_ip
+        else []
     )
+    return BurnInOutcome(items, checked)

@@ -36,10 +36,16 @@ STATUSES = ("sent", "deferred", "bounced", "expired")
 #: OpenDKIM's line for a signed message ("<queue id>: DKIM-Signature field added (s=.., d=..)"):
 #: the key-independent part of dkim.SIGNED_LOG_LINE, since any signature counts here.
 SIGNED_MARK = "DKIM-Signature field added"
+#: The canary's envelope sender (ops.canary.SENDER_LOCAL_PART): its messages are left out of the
+#: subscription-header figures.
+CANARY_SENDER = "from=<smtp-out-canary@"
+#: RFC 8058's one-click value of List-Unsubscribe-Post.
+ONE_CLICK = "List-Unsubscribe=One-Click"
 
 _COUNTERS = (
     "accepted", "signed", "unsigned", "relay_denied", "refusals", "tls_inbound", "tls_outbound",
     "milter_failures", "dkim_errors", "permission_problems", "warnings", "errors",
+    "canary", "list_unsubscribe", "one_click",
 )  # fmt: skip
 _SEVERITIES = frozenset(("warning", "error", "fatal", "panic"))
 #: A Postfix queue id: short (hex) or long (enable_long_queue_ids, with a digit).
@@ -61,6 +67,8 @@ _DKIM_ERROR = re.compile(
 #: A program's own diagnostic on stderr, without syslog's prefix ("postconf: warning: ...").
 _BARE_TAG = re.compile(r"[\w./-]+(?:\[\d+\])?: (warning|error|fatal|panic): ")
 _QUEUED, _SIGNED = 1, 2
+#: Headers the submission cleanup logged (header_checks INFO) for a tracked message.
+_LIST_UNSUBSCRIBE, _ONE_CLICK = 4, 8
 
 
 @dataclass(frozen=True)
@@ -78,6 +86,10 @@ class LogSummary:
     (SSL_accept/SSL_connect error, TLS library problem, Cannot start TLS, TLS support disabled).
     milter_failures: Postfix's milter warnings and milter-reject lines; dkim_errors: OpenDKIM's
     error lines. permission_problems: not owned / writable / Permission denied / insecure key.
+    canary: accepted messages from the canary's envelope sender (left out of the next two).
+    list_unsubscribe: accepted messages whose List-Unsubscribe header the submission cleanup
+    logged (header_checks INFO); one_click: those that also carried List-Unsubscribe-Post:
+    List-Unsubscribe=One-Click (RFC 8058).
     first_seen/last_seen: Docker's timestamp when the lines carry one, else syslog's.
     examples: up to MAX_EXAMPLES lines per kind of problem.
     """
@@ -99,6 +111,9 @@ class LogSummary:
     permission_problems: int = 0
     warnings: int = 0
     errors: int = 0
+    canary: int = 0
+    list_unsubscribe: int = 0
+    one_click: int = 0
     examples: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
@@ -228,7 +243,7 @@ class LogSummariser:
             if text == "removed":
                 self._settle(qid, line)
             elif text.endswith("(queue active)"):
-                self._queued(qid)
+                self._queued(qid, text)
             elif ", status=expired" in text:
                 self.by_status["expired"] += 1
                 self._settle(qid, line)
@@ -240,6 +255,8 @@ class LogSummariser:
             self._refusal(text, line)
         elif text.startswith("Cannot start TLS"):
             self._tls(program, line)
+        elif text.startswith("info: header List-Unsubscribe") and program.endswith("cleanup"):
+            self._header(qid, text)
 
     def _delivery(self, program: str, qid: str, text: str, line: str) -> None:
         at = text.find(", status=")
@@ -261,11 +278,32 @@ class LogSummariser:
             self._settle(oldest, f"{oldest}: queued, no {SIGNED_MARK} line in {MAX_TRACKED} later messages")
         self._tracked[qid] = 0
 
-    def _queued(self, qid: str) -> None:
+    def _header(self, qid: str, text: str) -> None:
+        """'info: header <name>: <value> from <client>; from=<sender> to=<rcpt> ...' (header_checks
+        INFO in the submission cleanup: postfix/cleanup, postfix/submission/cleanup, ...)."""
+        flags = self._tracked.get(qid)
+        if flags is None:
+            return
+        name, _, rest = text[len("info: header ") :].partition(": ")
+        end = rest.rfind("; from=")
+        cut = rest.rfind(" from ", 0, end if end >= 0 else len(rest))
+        value = (rest[:cut] if cut >= 0 else rest).strip()
+        if name.lower() == "list-unsubscribe":
+            self._tracked[qid] = flags | _LIST_UNSUBSCRIBE
+        elif name.lower() == "list-unsubscribe-post" and value.lower() == ONE_CLICK.lower():
+            self._tracked[qid] = flags | _ONE_CLICK
+
+    def _queued(self, qid: str, text: str = "") -> None:
         flags = self._tracked.get(qid)
         if flags is None or flags & _QUEUED:
             return  # submitted before the window, or a deferred message coming back
         self.counts["accepted"] += 1
+        if CANARY_SENDER in text:
+            self.counts["canary"] += 1
+        elif flags & _LIST_UNSUBSCRIBE:
+            self.counts["list_unsubscribe"] += 1
+            if flags & _ONE_CLICK:
+                self.counts["one_click"] += 1
         if flags & _SIGNED:
             del self._tracked[qid]
         else:
@@ -283,7 +321,8 @@ class LogSummariser:
 
     def _settle(self, qid: str, line: str) -> None:
         """The message went (delivered, expired, removed): queued and never signed is a problem."""
-        if self._tracked.pop(qid, None) == _QUEUED:
+        flags = self._tracked.pop(qid, None)
+        if flags is not None and flags & (_QUEUED | _SIGNED) == _QUEUED:
             self._problem("unsigned", "unsigned", line)
 
     # --- counting -------------------------------------------------------------------------

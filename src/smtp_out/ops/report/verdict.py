@@ -232,6 +232,7 @@ _LOG_ROWS: tuple[Row, ...] = (
     ("accepted (submission)", lambda f: f.logs.accepted),
     ("DKIM-signed", lambda f: f.logs.signed),
     ("accepted, unsigned", lambda f: f.logs.unsigned),
+    ("one-click unsubscribe (RFC 8058)", lambda f: _one_click(f.logs)),
     *((f"status={s}", lambda f, s=s: f.logs.by_status.get(s, 0)) for s in STATUSES),
 )
 _PROBLEM_ROWS: tuple[Row, ...] = (
@@ -247,6 +248,17 @@ _PROBLEM_ROWS: tuple[Row, ...] = (
     ("queue by state", lambda f: _by_queue(f.queue)),
     ("oldest queued", lambda f: _age(f.queue)),
 )
+
+
+def _one_click(logs: LogSummary) -> str:
+    """Accepted messages with List-Unsubscribe and List-Unsubscribe-Post: List-Unsubscribe=One-Click,
+    of those accepted (the canary's left out): a figure, since confirmation mail needs neither."""
+    total = logs.accepted - logs.canary
+    share = f"{100 * logs.one_click / total:.0f}%" if total else "-"
+    text = f"{logs.one_click} of {total} accepted ({share})"
+    if logs.list_unsubscribe > logs.one_click:
+        text += f", List-Unsubscribe without one-click: {logs.list_unsubscribe - logs.one_click}"
+    return text + (f", canary left out: {logs.canary}" if logs.canary else "")
 
 
 def _by_queue(queue: QueueSummary | None) -> str:
