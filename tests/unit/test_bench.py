@@ -36,14 +36,18 @@ def snap(at: float, usage_s: float, *procs: str) -> cost.CgroupSnapshot:
 
 def test_parse_stat_reads_the_cpu_fields_and_a_name_with_spaces_and_parentheses() -> None:
     s = cost.parse_stat(stat_line(4242, "trivial-re) (x", 1, 5000, utime=30, stime=12, cutime=7, cstime=3))
-    assert (s.pid, s.comm, s.ppid, s.starttime, s.own, s.children) == (
-        4242,
-        "trivial-re) (x",
-        1,
-        5000,
-        42,
-        10,
-    )
+    assert (s.pid, s.comm, s.ppid, s.starttime, s.threads) == (4242, "trivial-re) (x", 1, 5000, 1)
+    assert (s.own, s.children) == (42 * 10**9 // TICK, 10 * 10**9 // TICK)  # ns
+
+
+def test_a_single_threaded_process_is_read_to_the_nanosecond_from_schedstat(tmp_path: Path) -> None:
+    (tmp_path / "7").mkdir()
+    (tmp_path / "7" / "stat").write_text(stat_line(7, "smtpd", 1, 100, utime=1, cutime=2))
+    (tmp_path / "7" / "schedstat").write_text("12345678 999 4\n")
+    s = cost.read_stat(7, tmp_path)
+    assert s is not None
+    assert (s.own, s.children) == (12_345_678, 2 * 10**9 // TICK)
+    assert cost.read_stat(8, tmp_path) is None  # gone
 
 
 def test_parse_stat_reads_a_real_line() -> None:
@@ -81,6 +85,7 @@ def fake_host(tmp_path: Path, cid: str, procs: dict[int, str], usage_ns: int) ->
     (mem / "memory.stat").write_text(MEMORY_STAT)
     (mem / "memory.usage_in_bytes").write_text("40000000\n")
     (mem / "memory.max_usage_in_bytes").write_text("183140000\n")
+    (mem / "memory.kmem.max_usage_in_bytes").write_text("20000000\n")
     for pid, line in procs.items():
         (proc / str(pid)).mkdir(parents=True)
         (proc / str(pid) / "stat").write_text(line)
@@ -106,6 +111,7 @@ def test_reset_peak_writes_zero_to_max_usage(tmp_path: Path) -> None:
     root, _ = fake_host(tmp_path, "abc", {}, 0)
     cost.reset_peak("abc", root)
     assert (root / "memory/docker/abc/memory.max_usage_in_bytes").read_text().strip() == "0"
+    assert (root / "memory/docker/abc/memory.kmem.max_usage_in_bytes").read_text().strip() == "0"
 
 
 def test_cgroup_v2_is_refused_with_what_v2_would_read(tmp_path: Path) -> None:
@@ -276,12 +282,13 @@ def test_chart_renders_the_cost_bars(tmp_path: Path) -> None:
 
 def test_memory_figures_say_how_each_was_taken() -> None:
     mem = {"before": {"usage_in_bytes": 30e6, "total_rss": 20e6, "total_cache": 5e6},
-           "after": {"max_usage_in_bytes": 90e6}, "sampled_peaks": {"total_rss": 40e6, "total_cache": 45e6},
+           "after": {"max_usage_in_bytes": 90e6, "kmem_max_usage_in_bytes": 12e6},
+           "sampled_peaks": {"total_rss": 40e6, "total_cache": 45e6},
            "samples": 160}  # fmt: skip
     figs = memory_figures({"messages": 10_000, "memory": mem})
-    assert [f.samples for f in figs] == [[90.0], [40.0], [45.0]]
+    assert [f.samples for f in figs] == [[90.0], [40.0], [12.0], [45.0]]
     notes = " ".join(f.note for f in figs)
-    for what in ("memory.max_usage_in_bytes, reset", "total_rss", "total_cache", "memory.peak",
+    for what in ("memory.max_usage_in_bytes, reset", "total_rss", "total_cache", "kmem", "memory.peak",
                  "memory.stat anon", "memory.stat file"):  # fmt: skip
         assert what in notes
 

@@ -4,7 +4,9 @@ the engine's host from /proc and the containers' cgroups (cgroup v1, as this eng
 The relay's processes share one cgroup. Its total over a window is the cgroup's own counter
 (`cpuacct.usage`, nanoseconds, every process that ran in it, exited ones included). That total
 is split by process from `/proc/<pid>/stat` (utime + stime, in clock ticks) of the processes in
-the cgroup at the window's start and end:
+the cgroup at the window's start and end; a single-threaded process (Postfix's daemons, syslogd)
+is read to the nanosecond from `/proc/<pid>/schedstat` instead, since dozens of short-lived
+processes each rounded to a tick would blur the split:
 
 - a process alive at both ends counts its own growth; one born in the window counts all of it;
 - processes that exited in the window (smtpd and cleanup children come and go) were reaped by
@@ -30,6 +32,7 @@ same figures are `memory.peak` and `memory.stat`'s `anon` and `file`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import threading
 import time
@@ -82,8 +85,9 @@ class ProcStat:
     comm: str
     ppid: int
     starttime: int
-    own: int  # utime + stime
-    children: int  # cutime + cstime: reaped children (and theirs)
+    own: int  # utime + stime, in ns (to the tick; to the ns when read from schedstat)
+    children: int  # cutime + cstime in ns: reaped children (and theirs)
+    threads: int = 1
 
     @property
     def key(self) -> tuple[int, int]:
@@ -97,16 +101,25 @@ def parse_stat(text: str) -> ProcStat:
         head, _, tail = text.rpartition(")")
         pid_s, _, comm = head.partition(" (")
         f = tail.split()
-        return ProcStat(int(pid_s), comm, int(f[1]), int(f[19]), int(f[11]) + int(f[12]),
-                        int(f[13]) + int(f[14]))  # fmt: skip
+        return ProcStat(int(pid_s), comm, int(f[1]), int(f[19]), ticks_ns(int(f[11]) + int(f[12])),
+                        ticks_ns(int(f[13]) + int(f[14])), int(f[17]))  # fmt: skip
     except (ValueError, IndexError) as e:
         raise ValueError(f"not a /proc/<pid>/stat line: {text[:80]!r}") from e
 
 
+def ticks_ns(ticks: int) -> int:
+    return ticks * 10**9 // TICK
+
+
 def read_stat(pid: int, proc: Path = PROC) -> ProcStat | None:
-    """A process's stat, or None when it is gone."""
+    """A process's stat, or None when it is gone; a single-threaded one's own CPU to the ns
+    (schedstat's first field: the thread's run time)."""
     try:
-        return parse_stat((proc / str(pid) / "stat").read_text())
+        s = parse_stat((proc / str(pid) / "stat").read_text())
+        if s.threads == 1:
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                s = dataclasses.replace(s, own=int((proc / str(pid) / "schedstat").read_text().split()[0]))
+        return s
     except (OSError, ValueError):
         return None
 
@@ -173,7 +186,7 @@ def snapshot_pids(pids: Iterable[int], proc: Path = PROC) -> CgroupSnapshot:
     """Host processes (the engine's) as a snapshot; usage is their CPU, children included."""
     at = time.monotonic()
     procs = {s.key: s for p in pids if (s := read_stat(p, proc)) is not None}
-    return CgroupSnapshot(at, sum(s.own + s.children for s in procs.values()) * 10**9 // TICK, procs)
+    return CgroupSnapshot(at, sum(s.own + s.children for s in procs.values()), procs)
 
 
 # --- attribution -----------------------------------------------------------------------------
@@ -184,10 +197,10 @@ def attribute(start: CgroupSnapshot, end: CgroupSnapshot, component: Callable[[s
     """CPU seconds by component between two snapshots of one cgroup (the method: module doc).
 
     The components add up to the cgroup's own total; the rest is `unattributed`."""
-    ticks: dict[str, int] = {}
+    ns: dict[str, int] = {}
 
     def add(comp: str, n: int) -> None:
-        ticks[comp] = ticks.get(comp, 0) + n
+        ns[comp] = ns.get(comp, 0) + n
 
     for key, p in end.procs.items():
         before = start.procs.get(key)
@@ -201,7 +214,7 @@ def attribute(start: CgroupSnapshot, end: CgroupSnapshot, component: Callable[[s
         ancestor = _surviving_ancestor(p, by_pid, end)
         if ancestor is not None:  # its earlier CPU came along into the ancestor's cutime
             add(component(ancestor.comm), -(p.own + p.children))
-    seconds = {k: v / TICK for k, v in ticks.items()}
+    seconds = {k: v / 1e9 for k, v in ns.items()}
     total = (end.usage_ns - start.usage_ns) / 1e9
     seconds[unattributed] = total - sum(seconds.values())
     return seconds
@@ -286,8 +299,12 @@ def window(start: Mapping[str, CgroupSnapshot], end: Mapping[str, CgroupSnapshot
 
 
 def reset_peak(container_id: str, root: Path = CGROUP_ROOT) -> None:
-    """cgroup v1: writing 0 to memory.max_usage_in_bytes sets the peak to the current usage."""
-    (cgroup_dir("memory", container_id, root) / "memory.max_usage_in_bytes").write_text("0\n")
+    """cgroup v1: writing 0 to memory.max_usage_in_bytes (and the kernel memory's) sets the peak
+    to the current usage."""
+    d = cgroup_dir("memory", container_id, root)
+    for name in ("memory.max_usage_in_bytes", "memory.kmem.max_usage_in_bytes"):
+        if (d / name).exists():
+            (d / name).write_text("0\n")
 
 
 def read_memory(container_id: str, root: Path = CGROUP_ROOT) -> dict[str, int]:
@@ -296,6 +313,9 @@ def read_memory(container_id: str, root: Path = CGROUP_ROOT) -> dict[str, int]:
     out = parse_kv((d / "memory.stat").read_text())
     out["usage_in_bytes"] = int((d / "memory.usage_in_bytes").read_text())
     out["max_usage_in_bytes"] = int((d / "memory.max_usage_in_bytes").read_text())
+    kmem = d / "memory.kmem.max_usage_in_bytes"
+    if kmem.exists():
+        out["kmem_max_usage_in_bytes"] = int(kmem.read_text())
     return out
 
 

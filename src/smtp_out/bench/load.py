@@ -207,6 +207,9 @@ def memory_figures(row: dict[str, Any]) -> list[Figure]:
         Figure(f"{what}: processes' own memory, sampled peak", "MB", [peaks.get("total_rss", 0) / mb],
                note=f"cgroup v1 memory.stat total_rss, sampled every 0.25 s ({mem['samples']} samples); "
                     f"{before.get('total_rss', 0) / mb:.1f} MB before the burst (v2: memory.stat anon)"),
+        Figure(f"{what}: kernel memory, peak", "MB", [after.get("kmem_max_usage_in_bytes", 0) / mb],
+               note="cgroup v1 memory.kmem.max_usage_in_bytes, reset with the above (sockets, slab, page "
+                    "tables: v1 counts them in the usage peak too; v2: memory.stat kernel)"),
         Figure(f"{what}: page cache, sampled peak", "MB", [peaks.get("total_cache", 0) / mb],
                note="cgroup v1 memory.stat total_cache (the queue files on the mounted spool among it), "
                     f"sampled with the above; {before.get('total_cache', 0) / mb:.1f} MB before the burst "
