@@ -173,15 +173,17 @@ def capacity_lines(data: Data) -> list[str]:
 COST_METHOD = """\
 How it is measured, over each load run (`smtp_out.bench.cost`): the relay's processes share one
 cgroup; its total is `cpuacct.usage` (cgroup v1), split by process from `/proc/<pid>/stat`
-(utime + stime) of the processes in it at the start and end of the run. smtpd and cleanup
-processes exit during a run; their CPU is in their parent's (Postfix's master) cutime + cstime
-once reaped, and counts as Postfix's. What the split does not reach (a `docker exec` such as the
-healthcheck, tick rounding) is "unattributed". The engine's log handling is the CPU of dockerd,
-containerd and the relay's containerd-shim on the host (children included); the client and the
-sink are their containers' `cpuacct.usage`. Each source's idle rate, measured over 2 s before the
-run with the relay up and healthy, is taken off. The MX is Postfix's smtp-sink, which offers no
-STARTTLS: deliveries to an MX that offers it cost the relay a TLS handshake more per connection.
-The client is Python's smtplib, started once per run."""
+(utime + stime; single-threaded processes to the nanosecond from `/proc/<pid>/schedstat`) of the
+processes in it at the start and end of the run. smtpd and cleanup processes exit during a run;
+their CPU is in their parent's (Postfix's master) cutime + cstime once reaped, and counts as
+Postfix's. What the split does not reach (a `docker exec` such as the healthcheck's, tick
+rounding) is "unattributed". The engine's log handling is the CPU of dockerd, containerd and the
+relay's containerd-shim on the host (children included), the one `docker exec` that starts the
+client among it; the client and the sink are their containers' `cpuacct.usage`. Each source's
+idle rate, measured over 2 s before the run with the relay up and healthy, is taken off; the
+healthcheck's runs make that rate lumpy, so a component near zero can come out slightly negative.
+The MX is Postfix's smtp-sink, which offers no STARTTLS: deliveries to an MX that offers it cost
+the relay a TLS handshake more per connection. The client is Python's smtplib."""
 
 
 def render_markdown(data: Data) -> str:
