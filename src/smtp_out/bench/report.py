@@ -104,6 +104,8 @@ def _med(rows: list[Data], key: str, digits: int = 0) -> str:
 
 def _load_rows(data: Data) -> list[str]:
     groups = load_groups(data["load"])
+    if not groups:
+        return []
     first = next(iter(groups.values()))[0]
     lines = [
         f"## Load: {first['messages']} messages per run from the app (10.5.5.100), STARTTLS, to an MX",
