@@ -2,7 +2,7 @@
 
 Exit codes: 0 success, 1 a failed check or refused operation, 2 bad usage or no Docker engine.
 Each task imports what it needs, so that a quick command (smoke-test) does not pay for the
-imports of the others (cryptography, trustme, matplotlib, ...). Its length is sixteen tasks'
+imports of the others (cryptography, trustme, matplotlib, ...). Its length is seventeen tasks'
 options and their --help texts; no task holds logic.
 """
 
@@ -157,7 +157,7 @@ def queue_restore(c: Context, archive: str, target: str, json: bool = False) -> 
 
 @task(
     help={
-        "repeats": "runs per timing figure (default 3)",
+        "repeats": "runs per timing figure and per load setting (default 3)",
         "messages": "messages per load run (default 1000)",
         "concurrency": "comma-separated client connection counts for the load runs (default 1,4,16)",
         "parts": "comma-separated parts to run: image,startup,checks,report,load,rollout (default all)",
@@ -173,7 +173,8 @@ def bench(
     parts: str = "",
     burst: str = "10000",
 ) -> None:
-    """Measure build, start-up, checks, report, load and rollout; write bench/results/latest.{md,json,png}."""
+    """Measure build, start-up, checks, report, load and rollout; write bench/results/latest.{md,json,png}
+    and README.md's generated bench section."""
     runs, count, burst_count = (
         cli.integer("repeats", repeats, 1),
         cli.integer("messages", messages, 1),
@@ -189,7 +190,15 @@ def bench(
     )  # fmt: skip
     paths = report.write(res)
     print(paths["md"].read_text())
-    cli.progress(f"wrote {', '.join(str(p) for p in paths.values())}")
+    cli.progress(f"wrote {', '.join(str(p) for p in paths.values())}, {report.update_readme()}")
+
+
+@task()
+def bench_readme(c: Context) -> None:
+    """Regenerate README.md's benchmark section from bench/results/latest.json (no measuring)."""
+    from smtp_out.bench import report
+
+    cli.progress(f"wrote {report.update_readme()}")
 
 
 @task(

@@ -1,7 +1,8 @@
 """Benchmarks: how fast the image builds, starts, is checked and relays.
 
-Every figure is min/median/max over repeated runs, and every comparison is a ratio measured in
-the same run, because these machines are noisy. `run` measures; bench.report writes the results.
+Figures are repeated where that is cheap (a figure measured once is reported once), and every
+comparison is a ratio measured in the same run, because these machines are noisy. `run`
+measures; bench.report writes the results.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from ..progress import Progress, quiet
 from ..testing.peers import PEER_IMAGE
 from . import DEFAULT_CONCURRENCY, PARTS
 from .load import bench_load
-from .results import BenchFailed, Figure, Results, machine
+from .results import BenchFailed, Figure, Results, machine, source_commit
 from .rollout import bench_rollout
 from .startup import bench_health_cost, bench_startup
 
@@ -188,7 +189,8 @@ def run(
         raise BenchFailed(f"unknown part(s) {', '.join(unknown)}; choose from {','.join(PARTS)}")
     images.build_smtp_out(client, progress)
     concurrencies = concurrencies or list(DEFAULT_CONCURRENCY)
-    res = Results(machine(client), started=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
+    res = Results(machine(client), started=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                  source=source_commit(project.root()))  # fmt: skip
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="smtp-out-bench-") as tmp:
         material = Material.create(Path(tmp) / "material")
@@ -207,11 +209,12 @@ def run(
             bench_report(client, res, repeats, Path(tmp), progress)
         if "load" in parts:
             progress(
-                f"load: {load_messages} messages at concurrency {concurrencies}, then a burst of {burst}"
+                f"load: {repeats} x {load_messages} messages at concurrency {concurrencies}, "
+                f"then a burst of {burst}"
             )
             bench_load(
                 client, res, count=load_messages, concurrencies=concurrencies, workdir=Path(tmp), p=progress,
-                burst_count=burst,
+                burst_count=burst, repeats=repeats,
             )  # fmt: skip
         if "rollout" in parts:
             progress("rollout: cutover and rollback under traffic")

@@ -111,9 +111,12 @@ class TestNet:
         image: str = IMAGE,
         wait: bool = True,
         health_interval_s: float | None = 1.0,
+        *,
+        fast_retry: bool = True,
     ) -> Container:
         """(Re)place the smtp-out container: on prod at .10 and outside at .10, resolving through
-        the test resolver, with the run's material and `spool` (default workdir/spool)."""
+        the test resolver, with the run's material and `spool` (default workdir/spool).
+        `fast_retry=False` and `health_interval_s=None` keep the image's own settings."""
         self.remove_smtp_out()
         self.spool = spool or self.workdir / "spool"
         self.spool.mkdir(parents=True, exist_ok=True)
@@ -124,7 +127,7 @@ class TestNet:
             ipv4_address=SMTP_OUT_IP,
             material=self.material,
             spool=self.spool,
-            env={**FAST_RETRY, **(env or {})},
+            env={**(FAST_RETRY if fast_retry else {}), **(env or {})},
             extra_volumes={str(self.workdir / "resolv.conf"): {"bind": "/etc/resolv.conf", "mode": "ro"}},
             health_interval_s=health_interval_s,
         )
