@@ -166,7 +166,9 @@ def relay_facts(container: Container) -> RelayFacts:
     sections = run_sections(container, {
         "domain": "postconf -h myhostname",
         "helo": "postconf -xh smtp_helo_name",
-        "key": f"openssl pkey -in {key} -pubout -outform DER | base64 -w0",
+        # pipefail: openssl's failure is the section's; the echo ends the line for run_sections
+        "key": f"set -o pipefail; openssl pkey -in {key} -pubout -outform DER | base64 -w0; rc=$?; echo; "
+        "exit $rc",
     })  # fmt: skip
     domain = sections["domain"].output.strip() if "domain" in sections else ""
     check_domain(domain, "the relay's myhostname")
