@@ -18,7 +18,6 @@ import docker
 import pytest
 
 from smtp_out.dkim import verify
-from smtp_out.engine.containers import wait_healthy
 from smtp_out.ops.rollout.parallel import deploy_parallel
 from smtp_out.testing.peers import SubmitResult
 from smtp_out.testing.rollout import DNS_IP, PARALLEL_PORT, SLOW_DOMAIN, Production, RolloutNet, variant
@@ -56,7 +55,7 @@ def _set_the_scene(client: docker.DockerClient, net: RolloutNet, old: str, new_i
     net.delivered_slowly.clear()
     reset_tags(client, old)
     prod = net.production(REPO)
-    wait_healthy(client.containers.get(prod.container), timeout=60)
+    prod.wait_serving(client)
     outcome = deploy_parallel(
         client, production=prod.container, name=PARALLEL, image=new_image, port=PARALLEL_PORT,
         ca=net.material.ca, resolver=DNS_IP, progress=lambda _: None,
@@ -149,7 +148,7 @@ def test_cutover_under_live_traffic_then_rollback_and_cleanup(
     assert r.returncode == 0, r.stdout + r.stderr
     assert "=== cutover: done ===" in r.stdout
     assert [ln.split("]")[0] for ln in r.stderr.splitlines() if ln.startswith("cutover [")] == [
-        f"cutover [{n}/9" for n in range(1, 10)
+        f"cutover [{n}/14" for n in range(1, 15)
     ]
     prod = client.containers.get(scene.production.container)
     assert prod.id != prod_before.id and prod.attrs["Image"] == new_image

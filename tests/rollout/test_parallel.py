@@ -33,7 +33,7 @@ def production(client: docker.DockerClient, rollout_net: RolloutNet, old_image: 
     reset_tags(client, old_image)
     rollout_net.delivered.clear()
     prod = rollout_net.production(REPO)
-    wait_healthy(client.containers.get(prod.container), timeout=60)
+    prod.wait_serving(client)
     yield prod
     prod.down()
     for c in client.containers.list(all=True, filters={"label": "smtp-out.rollout=parallel"}):
@@ -62,8 +62,8 @@ def test_deploy_parallel_beside_production_changes_nothing_of_production(
 
     code, out, err = deploy(rollout_net, production)
     assert code == 0, out + err
-    assert [ln.split("]")[0] for ln in err.splitlines() if ln.startswith("[")] == [
-        f"[{n}/6" for n in range(1, 7)
+    assert [ln.split("]")[0] for ln in err.splitlines() if ln.startswith("deploy-parallel [")] == [
+        f"deploy-parallel [{n}/6" for n in range(1, 7)
     ]
     assert "=== deploy-parallel: parallel container ready ===" in out
 

@@ -18,10 +18,10 @@ import docker
 
 from .. import IMAGE
 from ..engine import images
-from ..engine.containers import wait_healthy
 from ..mail import greet
-from ..ops.rollout.cutover import RolloutOutcome, Target, cutover, rollback
-from ..ops.rollout.parallel import ROLE, ParallelOutcome, deploy_parallel
+from ..ops.rollout.common import ROLE, RolloutOutcome
+from ..ops.rollout.cutover import Target, cutover, rollback
+from ..ops.rollout.parallel import deploy_parallel
 from ..testing.network import build_peer_image
 from ..testing.peers import SubmitResult
 from ..testing.rollout import (
@@ -84,7 +84,7 @@ def _quiet(line: str) -> None:
     """Progress of the rollout steps is not shown in the benchmark."""
 
 
-def _must(outcome: ParallelOutcome | RolloutOutcome) -> None:
+def _must(outcome: RolloutOutcome) -> None:
     if outcome.exit_code:
         raise BenchFailed(outcome.text())
 
@@ -95,7 +95,7 @@ def _one_round(client: docker.DockerClient, net: RolloutNet, old: str) -> Round:
     prod = net.production(REPO)
     target = Target(port=PRODUCTION_PORT, ca=net.material.ca, resolver=DNS_IP)
     try:
-        wait_healthy(client.containers.get(prod.container), timeout=60)
+        prod.wait_serving(client)
         _must(
             deploy_parallel(
                 client, production=prod.container, name=PARALLEL, image=IMAGE, port=PARALLEL_PORT,

@@ -29,9 +29,11 @@ from docker.types import IPAMConfig, IPAMPool
 from .. import IMAGE, LABEL
 from ..dkim import DKIM_DOMAIN, DKIM_SELECTOR
 from ..engine.containers import unique
+from ..engine.images import ImageSpec, Progress, build, quiet
 from ..engine.networks import create_internal_network, remove_network
 from ..material import Material
 from ..ops.rollout.compose import ComposeService
+from ..ops.rollout.cutover import Target, wait_serving
 from .network import FAST_RETRY, MAIL_DOMAINS
 from .peers import SINK_HOST, SubmitResult, Zone, start_peer, submit_from
 from .sink import Sink
@@ -53,7 +55,7 @@ services:
     restart: always
     ports: ['127.0.0.1:{port}:587']
     volumes:
-      - {keys}:/etc/opendkim/keys:ro
+      - {keys}:/etc/opendkim/keys
       - ${{POSTFIX_DIR_ROOT?}}:/var/spool/postfix
       - {cert}:/etc/postfix/cert/smtp.cert:ro
       - {key}:/etc/postfix/cert/smtp.key:ro
@@ -103,6 +105,12 @@ class Production:
 
     def up(self) -> None:
         self.service.run("up", "-d")
+
+    def wait_serving(self, client: docker.DockerClient, timeout: float = 60.0) -> Container:
+        """Production serving: healthy where its image has a healthcheck, else greeting with 220."""
+        container = client.containers.get(self.container)
+        wait_serving(container, Target(port=PRODUCTION_PORT, health_timeout=timeout))
+        return container
 
     def down(self) -> None:
         with contextlib.suppress(Exception):
@@ -200,6 +208,15 @@ def open_rollout_net(client: docker.DockerClient, workdir: Path) -> Iterator[Rol
 
 
 # --- images for the rollout ----------------------------------------------------------------
+
+#: The spec's image as written: what production runs before the first rollout.
+SPEC_IMAGE = ImageSpec("smtp-out-spec", Path(__file__).parent / "spec-image")
+
+
+def build_spec_image(client: docker.DockerClient, tag: str, progress: Progress = quiet) -> str:
+    """Build the spec's image (src/smtp_out/testing/spec-image) as `tag`; returns its id."""
+    return build(client, SPEC_IMAGE, progress, tag=tag)
+
 
 
 def variant(

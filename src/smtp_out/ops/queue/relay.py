@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+import shlex
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,13 +54,32 @@ class Held:
     ours: list[str]
 
 
+def held_ids(container: Container) -> set[str]:
+    """The queue ids of the messages on hold."""
+    return {m["queue_id"] for m in queue_listing(container) if m.get("queue_name") == "hold"}
+
+
+def release_all_but(container: Container, keep: set[str] | frozenset[str]) -> list[str]:
+    """Release every held message but those in `keep` (held before a hold began); the ids released."""
+    release = sorted(held_ids(container) - set(keep))
+    if release:
+        _exec(container, f"printf '%s\\n' {' '.join(release)} | postsuper -H - 2>/dev/null")
+    return release
+
+
 @contextlib.contextmanager
-def held(container: Container, timeout: float = 30.0) -> Iterator[Held]:
+def held(
+    container: Container, timeout: float = 30.0, before: Callable[[set[str]], None] | None = None
+) -> Iterator[Held]:
     """Put every message on hold (postsuper -h ALL) and wait until nothing is active, so the
-    queue files stand still; afterwards release exactly the messages this put on hold."""
-    already = {m["queue_id"] for m in queue_listing(container) if m.get("queue_name") == "hold"}
-    _exec(container, "postsuper -h ALL 2>/dev/null")
+    queue files stand still; afterwards release exactly the messages this put on hold.
+    `before` is told which messages were held already, before anything is held (a journal
+    records them, so that an interrupted hold can be undone exactly)."""
+    already = held_ids(container)
+    if before is not None:
+        before(already)
     try:
+        _exec(container, "postsuper -h ALL 2>/dev/null")
 
         def nothing_active() -> list[dict[str, Any]] | None:
             listing = queue_listing(container)
@@ -74,13 +94,7 @@ def held(container: Container, timeout: float = 30.0) -> Iterator[Held]:
         on_hold = frozenset(m["queue_id"] for m in listing if m.get("queue_name") == "hold")
         yield Held(on_hold, sorted(on_hold - already))
     finally:
-        release = [
-            m["queue_id"]
-            for m in queue_listing(container)
-            if m.get("queue_name") == "hold" and m["queue_id"] not in already
-        ]
-        if release:
-            _exec(container, f"printf '%s\\n' {' '.join(release)} | postsuper -H - 2>/dev/null")
+        release_all_but(container, already)
 
 
 #: Every master.cf service that delivers over SMTP or LMTP, deferred; main.cf backdated so that
@@ -92,6 +106,30 @@ touch -d "@$(($(date +%s) - 60))" /etc/postfix/main.cf
 postfix reload >/dev/null 2>&1
 echo "$transports"
 """
+
+
+#: The main.cf settings drain and quiesce change.
+DRAINED, QUIESCED = "defer_transports", "smtpd_client_restrictions"
+
+
+def settings(container: Container, *names: str) -> dict[str, str | None]:
+    """The values main.cf sets for `names` (None: not set there, Postfix's default applies)."""
+    out: dict[str, str | None] = {}
+    for name in names:
+        rc, text = exec_text(container, f"postconf -n -h {name}")
+        out[name] = text.strip() if rc == 0 and text.strip() else None
+    return out
+
+
+def restore(container: Container, values: Mapping[str, str | None]) -> None:
+    """Put main.cf settings back as `settings` read them, and reload: undoes a drain or a quiesce."""
+    lines = ["set -e"]
+    for name, value in values.items():
+        lines.append(
+            f"postconf -X {name}" if value is None else f"postconf -e {shlex.quote(f'{name} = {value}')}"
+        )
+    lines += ['touch -d "@$(($(date +%s) - 60))" /etc/postfix/main.cf', "postfix reload >/dev/null 2>&1"]
+    _exec(container, "\n".join(lines))
 
 
 def drain(container: Container, timeout: float = 60.0) -> str:

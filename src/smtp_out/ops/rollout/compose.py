@@ -16,6 +16,9 @@ import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from ...errors import SmtpOutError
 
@@ -78,3 +81,37 @@ class ComposeService:
         or whatever changed with `force_recreate`."""
         force = ["--force-recreate"] if force_recreate else []
         self.run("up", "-d", "--no-deps", "--no-build", *force, "-t", str(stop_timeout), self.service)
+
+    def config(self) -> dict[str, Any]:
+        """The service as compose resolves it now (`docker-compose config`, variables from the
+        caller's environment first, then .env), parsed as YAML."""
+        text = self.run("config", timeout=60)
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ComposeError(f"`docker-compose config` printed no YAML ({exc})") from None
+        services = doc.get("services") if isinstance(doc, dict) else None
+        if not isinstance(services, dict) or not isinstance(services.get(self.service), dict):
+            raise ComposeError(f"`docker-compose config` defines no service {self.service!r}")
+        return dict(services[self.service])
+
+    def binds(self) -> dict[str, str]:
+        """Mount point -> host path of every bind mount the service resolves to now."""
+        out: dict[str, str] = {}
+        for vol in self.config().get("volumes") or []:
+            if isinstance(vol, str):
+                parts = vol.split(":")
+                if len(parts) >= 2 and parts[0].startswith(("/", ".")):
+                    out[parts[1]] = str((self.working_dir / parts[0]).resolve())
+            elif isinstance(vol, dict) and vol.get("type", "bind") == "bind" and vol.get("source"):
+                out[str(vol["target"])] = str((self.working_dir / str(vol["source"])).resolve())
+        return out
+
+
+def mount_differences(expected: Mapping[str, str], found: Mapping[str, str]) -> list[str]:
+    """Where `found` (mount point -> host path) does not mount what `expected` does."""
+    return [
+        f"{target}: {found.get(target) or 'nothing'} instead of {source}"
+        for target, source in sorted(expected.items())
+        if str(Path(found.get(target) or "/nonexistent").resolve()) != str(Path(source).resolve())
+    ]
