@@ -158,7 +158,7 @@ def test_image_references() -> None:
 
 
 def test_steps_are_numbered_printed_and_recorded() -> None:
-    out, lines = RolloutOutcome("cutover"), []
+    out, lines = RolloutOutcome("cutover"), list[str]()
     steps = Steps(out, 3, lines.append)
     with steps.step("first"):
         pass

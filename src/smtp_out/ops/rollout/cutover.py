@@ -41,7 +41,17 @@ from ...engine.polling import NotReady, poll
 from ...mail import greet
 from .. import canary, smoke
 from ..queue import backup
-from ..queue.relay import DRAINED, QUIESCED, drain, pick_up, quiesce, release_all_but, restore, settings
+from ..queue.relay import (
+    DRAINED,
+    QUIESCED,
+    drain,
+    pick_up,
+    queue_listing,
+    quiesce,
+    release_all_but,
+    restore,
+    settings,
+)
 from ..queue.transfer import move_queue
 from ..report import burnin
 from .common import (
@@ -124,6 +134,18 @@ PREDECESSOR_SETTINGS = {
     "IPv4 preference", "Hostname (feedsubscription.com)", "Virtual alias domains", "Transport maps",
     "DKIM selector (mail)", "TLS configured", "OpenDKIM milter socket",
 }  # fmt: skip
+
+
+def drop_canary_leftovers(container: Container) -> list[str]:
+    """Delete the canary's messages an interrupted canary left on hold (never anyone else's)."""
+    listing = [
+        m for m in queue_listing(container)
+        if m.get("queue_name") == "hold" and str(m.get("sender", "")).startswith("smtp-out-canary@")
+    ]  # fmt: skip
+    ids = [str(m["queue_id"]) for m in listing]
+    if ids:
+        exec_text(container, f"printf '%s\\n' {' '.join(ids)} | postsuper -d - 2>/dev/null")
+    return ids
 
 
 def has_canary_hold(container: Container) -> bool:
@@ -324,8 +346,8 @@ def _finish_parallel(client: docker.DockerClient, journal: Journal, point: Rollb
 
 def _release_hold(client: docker.DockerClient, journal: Journal, progress: Progress) -> None:
     step = journal.get("backup")
-    if step is None or "already_held" not in step.data:
-        return
+    if step is None or step.state == "done" or "already_held" not in step.data:
+        return  # no hold, or the backup released it itself
     prod = find_container(client, journal.production)
     if prod is not None and prod.status == "running":
         released = release_all_but(prod, set(step.data["already_held"]))
@@ -340,7 +362,11 @@ def recover(
     out = RolloutOutcome("rollback")
     progress(f"recovering: {journal.where()}")
     if not journal.point:
-        journal.finish("recovered: production was not changed")
+        with shielded():
+            for name in (journal.production, journal.parallel):
+                if name and (c := find_container(client, name)) is not None and c.status == "running":
+                    drop_canary_leftovers(c)
+        journal.finish("recovered: production was not changed", changed=False)
         out.notes.append(f"the interrupted {journal.action} had not changed production; nothing to undo")
         return out
     point = find(journal.folder, journal.point)
@@ -353,6 +379,7 @@ def recover(
         again.point = point.name
         again.save()
         _roll_back(client, point, target, out, progress, journal=again)
+        drop_canary_leftovers(client.containers.get(point.production))
         again.finish(f"done: {point.production} on {point.tag}")
     except StepFailed as exc:
         out.failed = str(exc)
@@ -399,6 +426,15 @@ def rollback(
     journal = Journal.load(folder)
     if journal is not None and journal.interrupted and not to:
         return recover(client, journal, target, progress)
+    if journal is not None and not journal.changed and not to:
+        out = RolloutOutcome("rollback", done="nothing to recover")
+        out.notes.append(
+            f"{journal.where()}: production was not changed (--to rollback-<time> goes back anyway)"
+        )
+        for name in (journal.production, journal.parallel):
+            if name and (c := find_container(client, name)) is not None and c.status == "running":
+                drop_canary_leftovers(c)
+        return out
     point = find(folder, to)
     out = RolloutOutcome("rollback")
     progress(f"rollback to {point.name}: {point.tag} ({short(point.image_id)}), recorded {point.created}")
@@ -541,10 +577,12 @@ def cutover(client: docker.DockerClient, *, production: str = "smtp-out", parall
             _preconditions(client, steps, plan, parallel_port=parallel_port, since=since, t=target)
     except StepFailed as exc:
         out.failed = f"{exc} (refused: nothing was changed)"
-        journal.finish(f"refused: {exc}")
+        journal.finish(f"refused: {exc}", changed=False)
         return out
     except Interrupted as sig:
-        journal.finish(f"interrupted ({sig}) before any change")
+        with shielded():
+            drop_canary_leftovers(plan.par)
+        journal.finish(f"interrupted ({sig}) before any change", changed=False)
         out.failed = f"interrupted ({sig}) before any change: nothing to undo"
         return out
     point: RollbackPoint | None = None
@@ -560,7 +598,7 @@ def cutover(client: docker.DockerClient, *, production: str = "smtp-out", parall
                 if not journal.begun("drain-production") or point is None:
                     with shielded():
                         _undo_transient(client, journal, progress)
-                    journal.finish(f"FAILED before production was touched: {exc}")
+                    journal.finish(f"FAILED before production was touched: {exc}", changed=False)
                     out.failed += " (production was not changed)"
                     return out
                 out.rolled_back_to = f"{point.tag} ({short(point.image_id)})"

@@ -39,6 +39,7 @@ class Journal:
     point: str = ""  # the rollback point's name, once recorded
     started: str = ""
     finished: str = ""  # empty while running or interrupted; else how it ended
+    changed: bool = True  # False: it ended without having changed production
     steps: list[Step] = field(default_factory=list)
 
     @property
@@ -97,8 +98,8 @@ class Journal:
     def begun(self, key: str) -> bool:
         return self.get(key) is not None
 
-    def finish(self, how: str) -> None:
-        self.finished = how
+    def finish(self, how: str, *, changed: bool = True) -> None:
+        self.finished, self.changed = how, changed
         self.save()
 
     @property
