@@ -342,6 +342,9 @@ def _finish_parallel(client: docker.DockerClient, journal: Journal, point: Rollb
     if source and dest and Path(source).exists():
         moved = move_queue(client, str(step.data.get("image")), Path(source), Path(dest))
         progress(f"          moved the {moved.moved} message(s) left in {source} into {dest}")
+    prod = find_container(client, journal.production)
+    if prod is not None and prod.status == "running":
+        pick_up(prod)  # queued now, never half-way when production is recreated
 
 
 def _release_hold(client: docker.DockerClient, journal: Journal, progress: Progress) -> None:
