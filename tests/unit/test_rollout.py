@@ -297,3 +297,64 @@ services:
     moved = mount_differences({SPOOL: "/elsewhere"}, binds)
     assert moved == [f"{SPOOL}: {tmp_path / 'q'} instead of /elsewhere"]
     assert mount_differences({"/x": "/y"}, binds) == ["/x: nothing instead of /y"]
+
+
+# --- verifying a predecessor image -------------------------------------------------------------
+
+
+def test_a_predecessor_is_judged_on_what_it_can_show() -> None:
+    from smtp_out.checks import Verdict
+    from smtp_out.ops.rollout.cutover import _as_predecessor, _canary_na
+
+    checks: list[Check[None]] = [
+        Check("Port accessible (220 banner)", lambda f: "220 x", lambda v: str(v).startswith("220"), "220"),
+        Check("Milter default action not accept", lambda f: "accept", lambda v: v == "tempfail", "tempfail"),
+        Check("Healthcheck healthy", lambda f: "none", lambda v: v == "healthy", "healthy"),
+        Check("Container running", lambda f: "exited", lambda v: v == "running", "running"),
+    ]
+    report = _as_predecessor(run_checks("SMOKE", checks, None), healthcheck=False)
+    verdicts = {r.name: r.verdict for r in report.results}
+    assert verdicts == {
+        "Port accessible (220 banner)": Verdict.PASS,
+        "Milter default action not accept": Verdict.WARN,
+        "Healthcheck healthy": Verdict.NA,
+        "Container running": Verdict.FAIL,  # what it must show, it must show
+    }
+    assert not report.ok
+    assert "does not apply: the image defines no healthcheck" in report.text()
+    with_health = _as_predecessor(run_checks("SMOKE", checks[2:3], None), healthcheck=True)
+    assert with_health.results[0].verdict is Verdict.FAIL
+    canary = _canary_na("smtp-out")
+    assert canary.ok and canary.results[0].verdict is Verdict.NA and "no canary hold" in canary.text()
+
+
+class FakeRelay:
+    """A container whose `postconf -n -h` answers from a dict and that records what it ran."""
+
+    name = "relay"
+
+    def __init__(self, main_cf: dict[str, str]) -> None:
+        self.main_cf, self.ran = main_cf, list[str]()
+
+    def exec_run(self, argv: list[str], user: str = "root", demux: bool = False) -> Any:
+        from types import SimpleNamespace
+
+        cmd = argv[-1]
+        self.ran.append(cmd)
+        if cmd.startswith("postconf -n -h "):
+            value = self.main_cf.get(cmd.split()[-1])
+            return SimpleNamespace(exit_code=0, output=(value + "\n" if value else "").encode())
+        return SimpleNamespace(exit_code=0, output=b"")
+
+
+def test_settings_read_what_main_cf_sets_and_restore_puts_it_back() -> None:
+    from smtp_out.ops.queue.relay import DRAINED, QUIESCED, restore, settings
+
+    relay = FakeRelay({"smtpd_client_restrictions": "permit_mynetworks, reject"})
+    before = settings(relay, DRAINED, QUIESCED)  # type: ignore[arg-type]
+    assert before == {DRAINED: None, QUIESCED: "permit_mynetworks, reject"}
+    restore(relay, before)  # type: ignore[arg-type]
+    script = relay.ran[-1]
+    assert "postconf -X defer_transports" in script, "not set before: back to Postfix's default"
+    assert "postconf -e 'smtpd_client_restrictions = permit_mynetworks, reject'" in script
+    assert script.index("touch -d") < script.index("postfix reload"), "reloaded after the main.cf change"
