@@ -332,12 +332,10 @@ def _finish_parallel(client: docker.DockerClient, journal: Journal, point: Rollb
         )
         progress(f"          {journal.parallel}: drain and quiesce undone")
         return
-    for c in client.containers.list(all=True, filters={"name": "smtp-out-move"}):
-        with contextlib.suppress(docker.errors.APIError):
-            c.wait(timeout=120)  # a move the interrupted cutover started: let it finish first
-            c.remove(force=True)
-    if par is not None and par.status == "running":
-        par.stop(timeout=30)
+    moving = journal.get("move")
+    if moving is not None and moving.state == "done":
+        return  # its queue is in production's already
+    _wait_for_moves(client)
     source, dest = step.data.get("queue"), binds_of(point.container).get(SPOOL)
     if source and dest and Path(source).exists():
         moved = move_queue(client, str(step.data.get("image")), Path(source), Path(dest))
@@ -345,6 +343,14 @@ def _finish_parallel(client: docker.DockerClient, journal: Journal, point: Rollb
     prod = find_container(client, journal.production)
     if prod is not None and prod.status == "running":
         pick_up(prod)  # queued now, never half-way when production is recreated
+
+
+def _wait_for_moves(client: docker.DockerClient) -> None:
+    """A queue move the interrupted cutover started runs on in the engine: let it finish."""
+    for c in client.containers.list(all=True, filters={"name": "smtp-out-move"}):
+        with contextlib.suppress(docker.errors.APIError):
+            c.wait(timeout=120)
+            c.remove(force=True)
 
 
 def _release_hold(client: docker.DockerClient, journal: Journal, progress: Progress) -> None:
@@ -360,8 +366,10 @@ def _release_hold(client: docker.DockerClient, journal: Journal, progress: Progr
 def recover(
     client: docker.DockerClient, journal: Journal, target: Target, progress: Progress
 ) -> RolloutOutcome:
-    """Bring production back from an interrupted cutover or rollback: release the hold, finish
-    the parallel queue's move, and roll back to the rollback point the journal names."""
+    """Bring production back from an interrupted cutover or rollback: release the hold, roll
+    back to the rollback point the journal names, then finish with the parallel container (its
+    drain undone, or what is left of its queue moved into production's). Every step goes on
+    the same journal, so an interrupted recovery is recovered the same way."""
     out = RolloutOutcome("rollback")
     progress(f"recovering: {journal.where()}")
     if not journal.point:
@@ -376,14 +384,15 @@ def recover(
     try:
         with shielded():
             _release_hold(client, journal, progress)
+            _wait_for_moves(client)
+        _roll_back(client, point, target, out, progress, journal=journal)
+        with shielded():
             if journal.action == "cutover":
                 _finish_parallel(client, journal, point, progress)
-        again = Journal.start(journal.folder, "rollback", point.production)
-        again.point = point.name
-        again.save()
-        _roll_back(client, point, target, out, progress, journal=again)
-        drop_canary_leftovers(client.containers.get(point.production))
-        again.finish(f"done: {point.production} on {point.tag}")
+            for name in (journal.production, journal.parallel):
+                if name and (c := find_container(client, name)) is not None and c.status == "running":
+                    drop_canary_leftovers(c)
+        journal.finish(f"recovered: {point.production} on {point.tag}")
     except StepFailed as exc:
         out.failed = str(exc)
     return out
