@@ -308,7 +308,9 @@ def run_of(raw: bytes) -> str:
 def leftovers(container: Container) -> list[str]:
     """What a rollout left in a relay: a drain, a quiesce, held mail (empty when at rest)."""
     _, text = exec_text(
-        container, "postconf -h defer_transports; postconf -h smtpd_client_restrictions; postqueue -j"
+        container,
+        "postconf -h defer_transports 2>/dev/null; postconf -h smtpd_client_restrictions 2>/dev/null; "
+        "postqueue -j 2>/dev/null",
     )
     lines = text.split("\n")
     found = []

@@ -100,8 +100,8 @@ def held(
 #: Every master.cf service that delivers over SMTP or LMTP, deferred; main.cf backdated so that
 #: the reload sees it at once (Postfix waits for a just-written main.cf to "cool down").
 DRAIN = r"""set -e
-transports=$(postconf -M | awk '$8 == "smtp" || $8 == "lmtp" {print $1}' | sort -u | tr '\n' ' ')
-postconf -e "defer_transports = $transports"
+transports=$(postconf -M 2>/dev/null | awk '$8 == "smtp" || $8 == "lmtp" {print $1}' | sort -u | tr '\n' ' ')
+postconf -e "defer_transports = $transports" 2>/dev/null
 touch -d "@$(($(date +%s) - 60))" /etc/postfix/main.cf
 postfix reload >/dev/null 2>&1
 echo "$transports"
@@ -116,7 +116,7 @@ def settings(container: Container, *names: str) -> dict[str, str | None]:
     """The values main.cf sets for `names` (None: not set there, Postfix's default applies)."""
     out: dict[str, str | None] = {}
     for name in names:
-        rc, text = exec_text(container, f"postconf -n -h {name}")
+        rc, text = exec_text(container, f"postconf -n -h {name} 2>/dev/null")
         out[name] = text.strip() if rc == 0 and text.strip() else None
     return out
 
@@ -169,7 +169,7 @@ def _delivering(container: Container) -> bool:
 #: on the configuration they started with (a reload lets them), and nothing new gets queued.
 QUIESCE = r"""set -e
 pids=$(pgrep -x smtpd | tr '\n' ' ' || true)
-postconf -e "smtpd_client_restrictions = defer"
+postconf -e "smtpd_client_restrictions = defer" 2>/dev/null
 touch -d "@$(($(date +%s) - 60))" /etc/postfix/main.cf
 postfix reload >/dev/null 2>&1
 echo "$pids"
@@ -198,13 +198,13 @@ def pick_up(container: Container, timeout: float = 60.0) -> None:
     """Have pickup queue everything in maildrop/ now (mail moved in from another queue) and wait
     until maildrop/ is empty: a pickup killed between queuing a file and removing it would queue
     it again after the restart."""
-    count = "find \"$(postconf -h queue_directory)/maildrop\" -type f ! -name '.*' | wc -l"
+    count = "find \"$(postconf -h queue_directory 2>/dev/null)/maildrop\" -type f ! -name '.*' | wc -l"
     _exec(container, "postkick public pickup W")
     left = "?"
 
     def empty() -> bool | None:
         nonlocal left
-        left = _exec(container, count).strip()
+        left = (_exec(container, count).strip().splitlines() or ["?"])[-1]
         return True if left == "0" else None
 
     try:
