@@ -50,7 +50,8 @@ COMMANDS = {
     "milter": MILTER_LISTENING,
     "postconf": "postconf " + " ".join(POSTCONF_PARAMS),
     # Postfix's queue_directory (on Debian /var/spool/postfix; the spec's .../queue does not exist)
-    "queue": 'qd=$(postconf -h queue_directory 2>/dev/null) && test -d "$qd/deferred" && test -w "$qd" && echo "$qd"',
+    "queue": 'qd=$(postconf -h queue_directory 2>/dev/null) && test -d "$qd/deferred" && test -w "$qd" '
+    '&& echo "$qd"',
     "selector": "grep -E '^Selector[[:space:]]+' /etc/opendkim/opendkim.conf",
 }
 

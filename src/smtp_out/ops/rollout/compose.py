@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,34 @@ class ComposeService:
         or whatever changed with `force_recreate`."""
         force = ["--force-recreate"] if force_recreate else []
         self.run("up", "-d", "--no-deps", "--no-build", *force, "-t", str(stop_timeout), self.service)
+
+    def running_commands(self) -> list[int]:
+        """Process ids of docker-compose commands still running on this project (one a killed
+        rollout started goes on by itself: an OOM kill takes the task, not its children)."""
+        found = []
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                argv = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            words = [a.decode(errors="replace") for a in argv]
+            if (
+                any(Path(w).name == COMPOSE for w in words[:3])
+                and self.project in words
+                and int(proc.name) != os.getpid()
+            ):
+                found.append(int(proc.name))
+        return found
+
+    def wait_idle(self, timeout: float = 180.0) -> None:
+        """Wait until no docker-compose command runs on this project."""
+        deadline = time.monotonic() + timeout
+        while (pids := self.running_commands()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if pids:
+            raise ComposeError(
+                f"docker-compose still runs on {self.project} (pid {pids[0]}) after {timeout:.0f}s"
+            )
 
     def config(self) -> dict[str, Any]:
         """The service as compose resolves it now (`docker-compose config`, variables from the

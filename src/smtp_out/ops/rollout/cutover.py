@@ -385,6 +385,7 @@ def recover(
         with shielded():
             _release_hold(client, journal, progress)
             _wait_for_moves(client)
+            point.compose.wait_idle()  # a compose run the killed task started finishes first
         _roll_back(client, point, target, out, progress, journal=journal)
         with shielded():
             if journal.action == "cutover":
