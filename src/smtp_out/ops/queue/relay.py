@@ -97,15 +97,31 @@ def held(
         release_all_but(container, already)
 
 
+#: A main.cf that sets a parameter twice (the spec's image appends its override file to Debian's
+#: main.cf) makes every Postfix process log a warning at a reload; postlogd, logging the same
+#: warnings to itself, then blocks on its own socket and the reload never ends. Rewritten as
+#: `postconf -n` reads it (the last setting wins, as it always did) before any reload.
+TIDY = r"""if postconf -n 2>&1 >/dev/null | grep -q 'overriding earlier entry'; then
+  postconf -n 2>/dev/null > /etc/postfix/main.cf.smtp-out-tidy
+  cat /etc/postfix/main.cf.smtp-out-tidy > /etc/postfix/main.cf
+  rm -f /etc/postfix/main.cf.smtp-out-tidy
+fi
+"""
+
+#: Reload, its output kept for an error (with its output sent to /dev/null, a reload of the spec's
+#: image right after the main.cf rewrite above failed).
+RELOAD = 'out=$(postfix reload 2>&1) || { echo "$out" >&2; exit 1; }'
+
 #: Every master.cf service that delivers over SMTP or LMTP, deferred; main.cf backdated so that
 #: the reload sees it at once (Postfix waits for a just-written main.cf to "cool down").
 DRAIN = r"""set -e
+TIDY
 transports=$(postconf -M 2>/dev/null | awk '$8 == "smtp" || $8 == "lmtp" {print $1}' | sort -u | tr '\n' ' ')
 postconf -e "defer_transports = $transports" 2>/dev/null
 touch -d "@$(($(date +%s) - 60))" /etc/postfix/main.cf
-postfix reload >/dev/null 2>&1
+out=$(postfix reload 2>&1) || { echo "$out" >&2; exit 1; }
 echo "$transports"
-"""
+""".replace("TIDY\n", TIDY)
 
 
 #: The main.cf settings drain and quiesce change.
@@ -123,12 +139,12 @@ def settings(container: Container, *names: str) -> dict[str, str | None]:
 
 def restore(container: Container, values: Mapping[str, str | None]) -> None:
     """Put main.cf settings back as `settings` read them, and reload: undoes a drain or a quiesce."""
-    lines = ["set -e"]
+    lines = ["set -e", TIDY]
     for name, value in values.items():
         lines.append(
             f"postconf -X {name}" if value is None else f"postconf -e {shlex.quote(f'{name} = {value}')}"
         )
-    lines += ['touch -d "@$(($(date +%s) - 60))" /etc/postfix/main.cf', "postfix reload >/dev/null 2>&1"]
+    lines += ['touch -d "@$(($(date +%s) - 60))" /etc/postfix/main.cf', RELOAD]
     _exec(container, "\n".join(lines))
 
 
@@ -168,12 +184,13 @@ def _delivering(container: Container) -> bool:
 #: New submissions are told to try again later (450 at RCPT); sessions already running finish
 #: on the configuration they started with (a reload lets them), and nothing new gets queued.
 QUIESCE = r"""set -e
+TIDY
 pids=$(pgrep -x smtpd | tr '\n' ' ' || true)
 postconf -e "smtpd_client_restrictions = defer" 2>/dev/null
 touch -d "@$(($(date +%s) - 60))" /etc/postfix/main.cf
-postfix reload >/dev/null 2>&1
+out=$(postfix reload 2>&1) || { echo "$out" >&2; exit 1; }
 echo "$pids"
-"""
+""".replace("TIDY\n", TIDY)
 
 
 def quiesce(container: Container, timeout: float = 30.0) -> None:
