@@ -342,7 +342,7 @@ class FakeRelay:
         cmd = argv[-1]
         self.ran.append(cmd)
         if cmd.startswith("postconf -n -h "):
-            value = self.main_cf.get(cmd.split()[-1])
+            value = self.main_cf.get(cmd.split()[3])
             return SimpleNamespace(exit_code=0, output=(value + "\n" if value else "").encode())
         return SimpleNamespace(exit_code=0, output=b"")
 
