@@ -221,8 +221,8 @@ SPEC_IMAGE = ImageSpec("smtp-out-spec", Path(__file__).parent / "spec-image")
 
 
 def build_spec_image(client: docker.DockerClient, tag: str, progress: Progress = quiet) -> str:
-    """Build the spec's image (src/smtp_out/testing/spec-image) as `tag`; returns its id."""
-    return build(client, SPEC_IMAGE, progress, tag=tag)
+    """Build the spec's image (src/smtp_out/testing/spec-image) as `tag`; returns its full id."""
+    return str(client.images.get(build(client, SPEC_IMAGE, progress, tag=tag)).id)
 
 
 def variant(
