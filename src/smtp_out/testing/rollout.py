@@ -361,6 +361,7 @@ class Cell:
     how: str
     cut_code: int = 0
     cut_output: str = ""
+    cut: bool = False  # the step's progress line appeared and the signal was sent
     recovery_code: int = -1
     recovery_output: str = ""
     image: str = ""  # the image production runs afterwards
@@ -377,7 +378,7 @@ class Cell:
         return self.recovery_code == 0 and self.compose_noop and not self.left
 
     def problems(self, expected_image: str, count: int) -> list[str]:
-        out = []
+        out = [] if self.cut else [f"the cutover never printed step {self.step}"]
         if self.recovery_code != 0:
             out.append(f"recovery exit {self.recovery_code}: {self.recovery_output[-1500:]}")
         if self.image != expected_image:
@@ -405,8 +406,7 @@ def run_cell(net: RolloutNet, prod: Production, *, root: Path, parallel: str, st
         root=root, production=prod.container, parallel=parallel, parallel_port=PARALLEL_PORT,
         ca=net.material.ca, step=step, how=how, steps=steps,
     )  # fmt: skip
-    if not seen:
-        cell.cut_output += f"\n(the cutover never printed step {step})"
+    cell.cut = seen
     back = recover(root=root, production=prod.container, ca=net.material.ca)
     cell.recovery_code, cell.recovery_output = back.returncode, back.stdout + back.stderr
     result = stream.finish()
