@@ -150,7 +150,7 @@ def test_compose_failing_up_after_stopping_production_is_recovered_from_the_reco
     code, out = _cutover(rollout_net, production, env)
     result = stream.finish()
     assert code == 1, out
-    verdict = out.strip().splitlines()[-1]
+    verdict = [ln for ln in out.splitlines() if ln.startswith("=== cutover")][-1]
     assert verdict.startswith("=== cutover FAILED at docker-compose recreates"), out
     assert verdict.endswith(", verified ==="), out
     assert "recreating" in out and "from the record" in out, out
