@@ -187,7 +187,7 @@ def test_held_mail_stays_held_through_a_cutover_and_records_are_private(
     prod = client.containers.get(production.container)
     _, listing = exec_text(prod, "postqueue -j")
     held = [ln for ln in listing.splitlines() if '"queue_name": "hold"' in ln]
-    assert len(held) == 1 and f"reader@{SLOW_DOMAIN}" in held[0], listing
+    assert len(held) == 1 and f"reader@{SLOW_DOMAIN}" in held[0], listing + out
     rollout_net.slow_sink.start()
     try:
         exec_text(prod, "postqueue -f")
