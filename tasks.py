@@ -216,7 +216,10 @@ def pins(c: Context, update: bool = False, json: bool = False) -> None:
     client = engine.client()
     specs = images.discover()
     images.ensure_base_images(client, specs, cli.progress)
-    cli.show(drift.check(client, [s.dockerfile for s in specs], update=update), json)
+    from smtp_out.testing.rollout import SPEC_IMAGE  # the rollout tests' "old" image: pinned alike
+
+    dockerfiles = [s.dockerfile for s in specs] + [SPEC_IMAGE.dockerfile]
+    cli.show(drift.check(client, dockerfiles, update=update), json)
 
 
 # --- the rollout (README: "Rolling out a new image") --------------------------------------
@@ -431,7 +434,9 @@ def cutover(
 @task(
     help={
         "production": "production container (default smtp-out)",
-        "to": "rollback point (rollback-<time>; default: the newest)",
+        "to": "rollback point (rollback-<time>; default: the newest, or the interrupted rollout's)",
+        "compose_dir": "the compose project's directory (only needed when production's container is gone "
+        "and no rollout of it was recorded on this host)",
         "port": "production's published port (default 1587)",
         **_CHECK_HELP,
     }
@@ -441,20 +446,38 @@ def rollback(
     *,
     production: str = "smtp-out",
     to: str = "",
+    compose_dir: str = "",
     port: str = "1587",
     host: str = "127.0.0.1",
     ca: str = "",
     resolver: str = "",
     json: bool = False,
 ) -> None:
-    """Roll production back to a rollback point, queue intact, verified like a cutover."""
+    """Recover an interrupted rollout, or roll production back to a rollback point; verified."""
     number = cli.port("port", port)
     from smtp_out import engine
     from smtp_out.ops.rollout import cutover
 
     target = cutover.Target(host, number, _path(ca), resolver or None)
-    cli.show(cutover.rollback(engine.client(), production=production, to=to, target=target,
-                              progress=cli.progress), json)  # fmt: skip
+    cli.show(cutover.rollback(engine.client(), production=production, to=to, compose_dir=_path(compose_dir),
+                              target=target, progress=cli.progress), json)  # fmt: skip
+
+
+@task(
+    help={
+        "production": "production container (default smtp-out)",
+        "compose_dir": "the compose project's directory (when production's container is gone)",
+        "json": "print JSON",
+    }
+)
+def rollout_status(
+    c: Context, production: str = "smtp-out", compose_dir: str = "", json: bool = False
+) -> None:
+    """Where the rollout stands: the journal's steps, production now; exit 1 when one was interrupted."""
+    from smtp_out import engine
+    from smtp_out.ops.rollout import cutover
+
+    cli.show(cutover.status(engine.client(), production=production, compose_dir=_path(compose_dir)), json)
 
 
 @task(

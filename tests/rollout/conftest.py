@@ -1,8 +1,9 @@
 """The rollout suite: a compose-managed production stand-in on a hermetic network.
 
 The network is built once for the package; each module starts its own production. Images: the
-relay built from this checkout (`smtp-out`, the new image), and an "old" image that differs from
-it (another id) which production runs at first, tagged <REPO>:latest as its compose file names.
+relay built from this checkout (`smtp-out`, the new image), and the "old" image production runs
+at first: the spec's image as written (src/smtp_out/testing/spec-image, pinned as ours is),
+tagged <REPO>:latest as its compose file names, mounted as the spec's compose mounts it.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ from collections.abc import Iterator
 import docker
 import pytest
 
-from smtp_out import IMAGE
 from smtp_out.engine import images
 from smtp_out.testing.network import build_peer_image
-from smtp_out.testing.rollout import RolloutNet, open_rollout_net, remove_tags, variant
+from smtp_out.testing.rollout import RolloutNet, build_spec_image, open_rollout_net, remove_tags
 
 pytestmark = pytest.mark.docker
 
@@ -35,8 +35,8 @@ def rollout_net(
 
 @pytest.fixture(scope="package")
 def old_image(client: docker.DockerClient, rollout_net: RolloutNet) -> Iterator[str]:
-    """The image production runs before the rollout: `smtp-out` relabelled (another id)."""
-    image_id = variant(client, f"{REPO}:old", base=IMAGE)
+    """The image production runs before the rollout: the spec's image as written."""
+    image_id = build_spec_image(client, f"{REPO}:old")
     yield image_id
     remove_tags(client, REPO)
 

@@ -13,7 +13,7 @@ import pytest
 from smtp_out.dkim import DkimKey, dkim_tags, verify
 from smtp_out.engine.containers import exec_text, wait_healthy
 from smtp_out.testing.peers import Zone, start_peer
-from smtp_out.testing.rollout import DNS_IP, PARALLEL_PORT, Production, RolloutNet
+from smtp_out.testing.rollout import DNS_IP, PARALLEL_PORT, SLOW_DOMAIN, Production, RolloutNet
 
 from ..helpers import invoke
 from .conftest import REPO, reset_tags
@@ -33,7 +33,7 @@ def production(client: docker.DockerClient, rollout_net: RolloutNet, old_image: 
     reset_tags(client, old_image)
     rollout_net.delivered.clear()
     prod = rollout_net.production(REPO)
-    wait_healthy(client.containers.get(prod.container), timeout=60)
+    prod.wait_serving(client)
     yield prod
     prod.down()
     for c in client.containers.list(all=True, filters={"label": "smtp-out.rollout=parallel"}):
@@ -62,8 +62,8 @@ def test_deploy_parallel_beside_production_changes_nothing_of_production(
 
     code, out, err = deploy(rollout_net, production)
     assert code == 0, out + err
-    assert [ln.split("]")[0] for ln in err.splitlines() if ln.startswith("[")] == [
-        f"[{n}/6" for n in range(1, 7)
+    assert [ln.split("]")[0] for ln in err.splitlines() if ln.startswith("deploy-parallel [")] == [
+        f"deploy-parallel [{n}/6" for n in range(1, 7)
     ]
     assert "=== deploy-parallel: parallel container ready ===" in out
 
@@ -205,3 +205,31 @@ def test_report_puts_production_and_the_parallel_container_side_by_side(
     data = json.loads(invoke("report", "--container", names, "--json").stdout)
     assert [item["container"] for item in data["reports"]] == [production.container, PARALLEL]
     rollout_net.delivered.clear()
+
+
+def test_deploy_parallel_checks_before_it_replaces_and_cleanup_finds_an_orphaned_queue(
+    client: docker.DockerClient, rollout_net: RolloutNet, production: Production, tmp_path: Path
+) -> None:
+    code, out, err = deploy(rollout_net, production)
+    assert code == 0, out + err
+    par = client.containers.get(PARALLEL)
+    queue = f"{production.queue}-new"
+    sent = rollout_net.submit(PARALLEL, f"reader@{SLOW_DOMAIN}", extra=["--run", "orphan"])
+    assert sent.codes == [250]
+
+    code, out, err = deploy(rollout_net, production, "--port", "70000")
+    assert code == 2 and "--port 70000 is not a TCP port" in out + err, out + err
+    again = client.containers.get(PARALLEL)
+    assert (again.id, again.status) == (par.id, "running")
+
+    code, out, err = deploy(rollout_net, production, "--queue-dir", str(tmp_path / "another"))
+    assert code == 1 and "would strand them" in out + err, out + err
+    again = client.containers.get(PARALLEL)
+    assert (again.id, again.status) == (par.id, "running")
+
+    par.remove(force=True)  # gone by hand: its queue still holds the deferred message
+    done = invoke("rollout-cleanup", "--production", production.container, "--keep", "3")
+    assert done.returncode == 0, done.stdout + done.stderr
+    kept = f"kept orphaned parallel queue {queue}: 1 message(s) still queued there"
+    assert kept in done.stdout, done.stdout
+    assert Path(queue).is_dir()

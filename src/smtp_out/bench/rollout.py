@@ -1,5 +1,7 @@
 """Rollout figures: how long production does not greet during a cutover and a rollback, how long a
-rollback takes, and how many of the app's attempts were refused meanwhile.
+rollback takes, how many of the app's attempts were refused meanwhile; the outage of the automatic
+rollback after a cutover to an image that fails on production's queue; and the fault matrix (a
+cutover cut at every step by SIGINT and by SIGKILL, then `invoke rollback`): cells, recovered, lost.
 
 On the rollout test network (compose-managed production, the app sending one message every
 100 ms by the service name), a probe on the host connects to 127.0.0.1:1587 every 20 ms and
@@ -18,20 +20,26 @@ import docker
 
 from .. import IMAGE
 from ..engine import images
-from ..engine.containers import wait_healthy
 from ..mail import greet
-from ..ops.rollout.cutover import RolloutOutcome, Target, cutover, rollback
-from ..ops.rollout.parallel import ROLE, ParallelOutcome, deploy_parallel
+from ..ops.rollout.common import ROLE, RolloutOutcome
+from ..ops.rollout.cutover import CUTOVER_STEPS, Target, cutover, rollback
+from ..ops.rollout.parallel import deploy_parallel
 from ..progress import Progress
+from ..project import root
 from ..testing.network import build_peer_image
 from ..testing.peers import SubmitResult
 from ..testing.rollout import (
     DNS_IP,
     PARALLEL_PORT,
     PRODUCTION_PORT,
+    SLOW_DOMAIN,
+    Cell,
+    Production,
     RolloutNet,
+    build_spec_image,
     open_rollout_net,
     remove_tags,
+    run_cell,
     variant,
 )
 from .results import BenchFailed, Figure, Results
@@ -85,9 +93,76 @@ def _quiet(line: str) -> None:
     """Progress of the rollout steps is not shown in the benchmark."""
 
 
-def _must(outcome: ParallelOutcome | RolloutOutcome) -> None:
+def _must(outcome: RolloutOutcome) -> None:
     if outcome.exit_code:
         raise BenchFailed(outcome.text())
+
+
+def _deploy(client: docker.DockerClient, net: RolloutNet, prod: Production, image: str) -> None:
+    _must(
+        deploy_parallel(
+            client, production=prod.container, name=PARALLEL, image=image, port=PARALLEL_PORT,
+            ca=net.material.ca, resolver=DNS_IP, progress=_quiet,
+        )
+    )  # fmt: skip
+
+
+def _clear(client: docker.DockerClient, net: RolloutNet, prod: Production) -> None:
+    prod.down()
+    for c in client.containers.list(all=True, filters={"label": f"{ROLE}=parallel"}):
+        c.remove(force=True)
+    net.delivered.clear()
+
+
+def _automatic_rollback(client: docker.DockerClient, net: RolloutNet, old: str, broken: str) -> float:
+    """Production (the spec's image) holding deferred mail; a cutover to an image that exits on
+    a queue holding deferred mail: the outage until the automatic rollback greets again."""
+    client.images.get(old).tag(REPO, "latest")
+    prod = net.production(REPO)
+    target = Target(port=PRODUCTION_PORT, ca=net.material.ca, resolver=DNS_IP)
+    try:
+        prod.wait_serving(client)
+        if net.submit("smtp-out", f"reader@{SLOW_DOMAIN}", extra=["--run", "bench-deferred"]).codes != [250]:
+            raise BenchFailed("production refused the deferred message")
+        _deploy(client, net, prod, broken)
+        with Probe(PRODUCTION_PORT) as probe:
+            outcome = cutover(
+                client, production=prod.container, parallel=PARALLEL, target=target, progress=_quiet
+            )
+        if not outcome.rolled_back_to or outcome.rollback_failed:
+            raise BenchFailed(f"expected a verified automatic rollback: {outcome.text()[-500:]}")
+        return probe.outage
+    finally:
+        _clear(client, net, prod)
+
+
+def _matrix(client: docker.DockerClient, net: RolloutNet, old: str, p: Progress) -> list[Cell]:
+    """Every cell of the fault matrix once, on one production."""
+    client.images.get(old).tag(REPO, "latest")
+    prod = net.production(REPO)
+    cells = []
+    try:
+        prod.wait_serving(client)
+
+        def ready() -> None:
+            try:
+                if client.containers.get(PARALLEL).status == "running":
+                    return
+            except docker.errors.NotFound:
+                pass
+            _deploy(client, net, prod, IMAGE)
+
+        for step in range(1, CUTOVER_STEPS + 1):
+            for how in ("SIGINT", "SIGKILL"):
+                cell = run_cell(net, prod, root=root(), parallel=PARALLEL, step=step, how=how,
+                                steps=CUTOVER_STEPS, ready=ready)  # fmt: skip
+                problems = cell.problems(old, cell.accepted)
+                verdict = "recovered" if not problems else "; ".join(problems)[:300]
+                p(f"  fault matrix: step {step} {how}: {verdict} ({cell.seconds:.0f}s)")
+                cells.append(cell)
+    finally:
+        _clear(client, net, prod)
+    return cells
 
 
 def _one_round(client: docker.DockerClient, net: RolloutNet, old: str) -> Round:
@@ -96,13 +171,8 @@ def _one_round(client: docker.DockerClient, net: RolloutNet, old: str) -> Round:
     prod = net.production(REPO)
     target = Target(port=PRODUCTION_PORT, ca=net.material.ca, resolver=DNS_IP)
     try:
-        wait_healthy(client.containers.get(prod.container), timeout=60)
-        _must(
-            deploy_parallel(
-                client, production=prod.container, name=PARALLEL, image=IMAGE, port=PARALLEL_PORT,
-                ca=net.material.ca, resolver=DNS_IP, progress=_quiet,
-            )
-        )  # fmt: skip
+        prod.wait_serving(client)
+        _deploy(client, net, prod, IMAGE)
         sent: list[SubmitResult] = []
 
         def send() -> None:
@@ -124,10 +194,7 @@ def _one_round(client: docker.DockerClient, net: RolloutNet, old: str) -> Round:
         refused = sum(int(r["refused"]) + int(r["tempfailed"]) for r in sent[0].results) if sent else -1
         return Round(cut.outage, back.outage, seconds, refused)
     finally:
-        prod.down()
-        for c in client.containers.list(all=True, filters={"label": f"{ROLE}=parallel"}):
-            c.remove(force=True)
-        net.delivered.clear()
+        _clear(client, net, prod)
 
 
 def bench_rollout(
@@ -135,14 +202,19 @@ def bench_rollout(
 ) -> None:
     images.build_smtp_out(client)
     build_peer_image(client)
-    rounds = []
+    rounds, outages = [], []
     with open_rollout_net(client, workdir / "rollout") as net:
-        old = variant(client, f"{REPO}:old")
+        old = build_spec_image(client, f"{REPO}:old")  # what production runs before the first rollout
+        broken = variant(client, f"{REPO}-broken:latest", refuse_deferred=True)
         try:
             for _ in range(repeats):
                 rounds.append(_one_round(client, net, old))
+            for _ in range(repeats):
+                outages.append(_automatic_rollback(client, net, old, broken))
+            cells = _matrix(client, net, old, p)
         finally:
             remove_tags(client, REPO)
+            remove_tags(client, f"{REPO}-broken")
     outage = res.add(Figure("cutover: outage window (no 220 on 127.0.0.1:1587)", "s",
                             [r.cutover_outage for r in rounds], target="<= 2 s"), p)  # fmt: skip
     outage.met = outage.median <= 2.0
@@ -155,3 +227,17 @@ def bench_rollout(
     took.met = took.median <= 5.0
     refused = [float(r.refused) for r in rounds]
     res.add(Figure("cutover: app attempts refused (1 message / 100 ms)", "count", refused), p)
+    auto = res.add(Figure("automatic rollback (cutover to an image failing on production's queue): outage",
+                          "s", outages, target="<= 5 s", note="no 220 on 127.0.0.1:1587"), p)  # fmt: skip
+    auto.met = auto.median <= 5.0
+    note = f"{CUTOVER_STEPS} steps x (SIGINT to the group, SIGKILL to the task), then `invoke rollback`"
+    res.add(Figure("fault matrix: cells", "count", [float(len(cells))], note=note), p)
+    ok = res.add(Figure("fault matrix: cells recovered", "count",
+                        [float(sum(1 for c in cells if not c.problems(old, c.accepted)))],
+                        target=f"= {len(cells)}"), p)  # fmt: skip
+    ok.met = ok.median == len(cells)
+    bad = float(sum(c.lost + c.duplicated + c.unsigned for c in cells))
+    lost = res.add(
+        Figure("fault matrix: messages lost, duplicated or unsigned", "count", [bad], target="= 0"), p
+    )
+    lost.met = lost.median == 0

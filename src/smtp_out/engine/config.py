@@ -56,15 +56,20 @@ class ContainerConfig:
     @classmethod
     def of(cls, client: docker.DockerClient, container: Container) -> ContainerConfig:
         """What `container` was created with, less what its image supplies."""
-        attrs = container.attrs
+        image_cfg = client.images.get(container.attrs["Image"]).attrs.get("Config") or {}
+        return cls.from_attrs(container.attrs, image_cfg)
+
+    @classmethod
+    def from_attrs(cls, attrs: Mapping[str, Any], image_cfg: Mapping[str, Any]) -> ContainerConfig:
+        """The same from a container's inspect (`docker inspect`, or a record of it) and its
+        image's Config."""
         cfg = attrs["Config"]
-        image_cfg = client.images.get(attrs["Image"]).attrs.get("Config") or {}
         image_env = set(image_cfg.get("Env") or [])
         env = dict(_split_env(e) for e in cfg.get("Env") or [] if e not in image_env)
         image_labels = image_cfg.get("Labels") or {}
         labels = {k: v for k, v in (cfg.get("Labels") or {}).items() if image_labels.get(k) != v}
         overrides = {k: cfg[k] for k in _IMAGE_DEFAULTS if cfg.get(k) and cfg.get(k) != image_cfg.get(k)}
-        short_id = container.id[:12] if container.id else ""
+        short_id = str(attrs.get("Id") or "")[:12]
         networks = tuple(
             Network(
                 name,

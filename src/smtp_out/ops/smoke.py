@@ -55,7 +55,8 @@ COMMANDS = {
     # master.cf's -o overrides of every service: they win over main.cf for that service
     "overrides": "postconf -P",
     # Postfix's queue_directory (on Debian /var/spool/postfix; the spec's .../queue does not exist)
-    "queue": 'qd=$(postconf -h queue_directory) && test -d "$qd/deferred" && test -w "$qd" && echo "$qd"',
+    "queue": 'qd=$(postconf -h queue_directory 2>/dev/null) && test -d "$qd/deferred" && test -w "$qd" '
+    '&& echo "$qd"',
     "selector": "grep -E '^Selector[[:space:]]+' /etc/opendkim/opendkim.conf",
 }
 

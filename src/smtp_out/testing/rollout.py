@@ -16,9 +16,16 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import signal
+import subprocess
+import sys
 import tarfile
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
@@ -27,14 +34,17 @@ from docker.models.containers import Container
 from docker.types import IPAMConfig, IPAMPool
 
 from .. import IMAGE, LABEL
-from ..dkim import DKIM_DOMAIN, DKIM_SELECTOR
-from ..engine.containers import unique
+from ..dkim import DKIM_DOMAIN, DKIM_SELECTOR, verify
+from ..engine.containers import exec_text, unique
+from ..engine.images import ImageSpec, build
 from ..engine.networks import create_internal_network, remove_network
 from ..material import Material
 from ..ops.rollout.compose import ComposeService
+from ..ops.rollout.cutover import Target, wait_serving
+from ..progress import Progress, quiet
 from .network import FAST_RETRY, MAIL_DOMAINS
 from .peers import SINK_HOST, SubmitResult, Zone, start_peer, submit_from
-from .sink import Sink
+from .sink import Sink, SinkMessage
 
 PROD_SUBNET, PUBLISH_SUBNET = "10.5.5.0/24", "192.168.251.0/24"
 DNS_IP, SINK_IP, SLOW_SINK_IP, APP_IP = "10.5.5.53", "10.5.5.25", "10.5.5.26", "10.5.5.100"
@@ -53,7 +63,7 @@ services:
     restart: always
     ports: ['127.0.0.1:{port}:587']
     volumes:
-      - {keys}:/etc/opendkim/keys:ro
+      - {keys}:/etc/opendkim/keys
       - ${{POSTFIX_DIR_ROOT?}}:/var/spool/postfix
       - {cert}:/etc/postfix/cert/smtp.cert:ro
       - {key}:/etc/postfix/cert/smtp.key:ro
@@ -103,6 +113,12 @@ class Production:
 
     def up(self) -> None:
         self.service.run("up", "-d")
+
+    def wait_serving(self, client: docker.DockerClient, timeout: float = 60.0) -> Container:
+        """Production serving: healthy where its image has a healthcheck, else greeting with 220."""
+        container = client.containers.get(self.container)
+        wait_serving(container, Target(port=PRODUCTION_PORT, health_timeout=timeout))
+        return container
 
     def down(self) -> None:
         with contextlib.suppress(Exception):
@@ -201,6 +217,14 @@ def open_rollout_net(client: docker.DockerClient, workdir: Path) -> Iterator[Rol
 
 # --- images for the rollout ----------------------------------------------------------------
 
+#: The spec's image as written: what production runs before the first rollout.
+SPEC_IMAGE = ImageSpec("smtp-out-spec", Path(__file__).parent / "spec-image")
+
+
+def build_spec_image(client: docker.DockerClient, tag: str, progress: Progress = quiet) -> str:
+    """Build the spec's image (src/smtp_out/testing/spec-image) as `tag`; returns its full id."""
+    return str(client.images.get(build(client, SPEC_IMAGE, progress, tag=tag)).id)
+
 
 def variant(
     client: docker.DockerClient, tag: str, *, base: str = IMAGE, refuse_deferred: bool = False
@@ -245,3 +269,172 @@ def remove_tags(client: docker.DockerClient, repo: str, keep: tuple[str, ...] = 
         if tag not in keep:
             with contextlib.suppress(docker.errors.APIError):
                 client.images.remove(tag)
+
+
+# --- the fault matrix: a cutover cut at a step, then the one recovery command ---------------
+
+#: The app's stream during a cell: one message every INTERVAL s, retried on 4xx for RETRY_FOR s.
+CELL_COUNT, CELL_INTERVAL, CELL_RETRY_FOR = 40, 0.25, 90.0
+
+
+class Stream:
+    """The app's paced submissions by the service name, in a thread."""
+
+    def __init__(self, net: RolloutNet, run: str, count: int = CELL_COUNT, interval: float = CELL_INTERVAL,
+                 retry_for: float = CELL_RETRY_FOR) -> None:  # fmt: skip
+        self.count, self.interval, self.retry_for = count, interval, retry_for
+        self.result = SubmitResult(0, 0, [], [])
+        self.thread = threading.Thread(target=self._send, args=(net, run), daemon=True)
+        self.thread.start()
+
+    def _send(self, net: RolloutNet, run: str) -> None:
+        self.result = net.submit_paced("smtp-out", "reader@example.com", count=self.count,
+                                       interval=self.interval, run=run, retry_for=self.retry_for)  # fmt: skip
+
+    def finish(self) -> SubmitResult:
+        self.thread.join(timeout=self.count * self.interval + self.retry_for + 60)
+        if self.thread.is_alive():
+            raise AssertionError("the app's submissions did not finish")
+        return self.result
+
+
+def run_of(raw: bytes) -> str:
+    """The X-Test-Run header of a delivered message."""
+    for line in raw.split(b"\n"):
+        if line.lower().startswith(b"x-test-run:"):
+            return line.split(b":", 1)[1].strip().decode()
+    return ""
+
+
+def leftovers(container: Container) -> list[str]:
+    """What a rollout left in a relay: a drain, a quiesce, held mail (empty when at rest)."""
+    _, text = exec_text(
+        container,
+        "postconf -h defer_transports 2>/dev/null; postconf -h smtpd_client_restrictions 2>/dev/null; "
+        "postqueue -j 2>/dev/null",
+    )
+    lines = text.split("\n")
+    found = []
+    if lines[0].strip():
+        found.append(f"drained ({lines[0].strip()})")
+    if len(lines) > 1 and "defer" in lines[1]:
+        found.append("quiesced")
+    held = [ln for ln in lines[2:] if '"queue_name": "hold"' in ln]
+    if held:
+        found.append(f"{len(held)} held message(s)")
+    return found
+
+
+def cut_cutover(*, root: Path, production: str, parallel: str, parallel_port: int, ca: Path, step: int,
+                how: str, steps: int) -> tuple[int, str, bool]:  # fmt: skip
+    """`invoke cutover` in a process group of its own, cut when the progress line of `step`
+    appears: SIGINT to the group (Ctrl-C, a dropped session) or SIGKILL to the task alone (an OOM
+    kill). Returns its exit code, what it printed, and whether the line appeared."""
+    argv = [sys.executable, "-m", "invoke", "cutover", "--production", production, "--parallel", parallel,
+            "--parallel-port", str(parallel_port), "--ca", str(ca), "--resolver", DNS_IP]  # fmt: skip
+    proc = subprocess.Popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)  # fmt: skip
+    assert proc.stdout is not None
+    marker, seen, lines = f"cutover [{step}/{steps}]", False, []
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith(marker) and not seen:
+            seen = True
+            if how == "SIGINT":
+                os.killpg(proc.pid, signal.SIGINT)
+            else:
+                proc.kill()
+    return proc.wait(timeout=300), "".join(lines), seen
+
+
+def recover(*, root: Path, production: str, ca: Path) -> subprocess.CompletedProcess[str]:
+    """The one recovery command: `invoke rollback`."""
+    argv = [sys.executable, "-m", "invoke", "rollback", "--production", production, "--ca", str(ca),
+            "--resolver", DNS_IP]  # fmt: skip
+    return subprocess.run(argv, cwd=root, capture_output=True, text=True, timeout=300, check=False)
+
+
+@dataclass
+class Cell:
+    """One cell of the fault matrix, and what it showed."""
+
+    step: int
+    how: str
+    cut_code: int = 0
+    cut_output: str = ""
+    cut: bool = False  # the step's progress line appeared and the signal was sent
+    recovery_code: int = -1
+    recovery_output: str = ""
+    image: str = ""  # the image production runs afterwards
+    compose_noop: bool = False
+    left: list[str] = field(default_factory=list)  # drain, quiesce, hold left in production or the parallel
+    accepted: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    unsigned: int = 0
+    seconds: float = 0.0
+
+    @property
+    def recovered(self) -> bool:
+        return self.recovery_code == 0 and self.compose_noop and not self.left
+
+    def problems(self, expected_image: str, count: int) -> list[str]:
+        out = [] if self.cut else [f"the cutover never printed step {self.step}"]
+        if self.recovery_code != 0:
+            out.append(f"recovery exit {self.recovery_code}: {self.recovery_output[-1500:]}")
+        if self.image != expected_image:
+            out.append(f"production on {self.image[:19]}, not {expected_image[:19]}")
+        if not self.compose_noop:
+            out.append("docker-compose up -d changed production")
+        out += [f"left behind: {x}" for x in self.left]
+        if self.accepted != count:
+            out.append(f"{count - self.accepted} submission(s) never accepted")
+        out += [f"{n} {what}" for n, what in ((self.lost, "lost"), (self.duplicated, "duplicated"),
+                                              (self.unsigned, "unsigned")) if n]  # fmt: skip
+        return out
+
+
+def run_cell(net: RolloutNet, prod: Production, *, root: Path, parallel: str, step: int, how: str,
+             steps: int, ready: Callable[[], None]) -> Cell:  # fmt: skip
+    """Cut a cutover at `step` by `how` under the app's stream, recover, and look."""
+    client = net.client
+    started = time.monotonic()
+    ready()
+    cell, run = Cell(step, how), f"cell-{step}-{how}-{uuid.uuid4().hex[:6]}"
+    stream = Stream(net, run)
+    time.sleep(1.0)  # the stream is flowing when the cutover starts
+    cell.cut_code, cell.cut_output, seen = cut_cutover(
+        root=root, production=prod.container, parallel=parallel, parallel_port=PARALLEL_PORT,
+        ca=net.material.ca, step=step, how=how, steps=steps,
+    )  # fmt: skip
+    cell.cut = seen
+    back = recover(root=root, production=prod.container, ca=net.material.ca)
+    cell.recovery_code, cell.recovery_output = back.returncode, back.stdout + back.stderr
+    result = stream.finish()
+    c = client.containers.get(prod.container)
+    cell.image = str(c.attrs["Image"])
+    with contextlib.suppress(Exception):
+        prod.up()
+        cell.compose_noop = client.containers.get(prod.container).id == c.id
+    for name in (prod.container, parallel):
+        with contextlib.suppress(docker.errors.NotFound):
+            relay = client.containers.get(name)
+            if relay.status == "running":
+                cell.left += [f"{name}: {x}" for x in leftovers(relay)]
+    accepted = {int(r["seq"]) for r in result.results if r["code"] == 250}
+    cell.accepted = len(accepted)
+
+    def got() -> list[SinkMessage]:
+        return [m for m in net.delivered.received() if run_of(m.raw) == run]
+
+    deadline = time.monotonic() + 60
+    while len(got()) < len(accepted) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    msgs = got()
+    seqs = [m.header_seq for m in msgs]
+    cell.lost = len(accepted - set(s for s in seqs if s is not None))
+    cell.duplicated = len(seqs) - len(set(seqs))
+    txt = net.material.dkim.txt_value
+    cell.unsigned = sum(1 for m in msgs if not verify(m.raw, txt))
+    cell.seconds = time.monotonic() - started
+    return cell

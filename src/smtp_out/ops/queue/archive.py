@@ -136,7 +136,9 @@ def write_archive(
     manifest.held_by_backup = sorted(held_by_backup)
     tmp = archive.with_name(f".{archive.name}.partial-{os.getpid()}")
     try:
-        with tmp.open("wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
+        # the archive holds mail: readable by its owner only, whatever the umask
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
             for member in members:
                 e = member.entry
                 if e.type == "file":

@@ -18,7 +18,7 @@ import os
 import stat
 import tarfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,6 +147,7 @@ def backup(
     *,
     hold: bool = False,
     progress: Progress = lambda line: None,
+    before_hold: Callable[[set[str]], None] | None = None,
 ) -> BackupOutcome:
     """Back up `source`. When running containers have it mounted, refuse unless `hold`; with
     `hold` the queue is held for a consistent snapshot and released afterwards."""
@@ -167,7 +168,7 @@ def backup(
         cross_check(source, snap)
         return BackupOutcome(archive, write_archive(snap.members, archive, str(source)))
     relay = users[0]
-    with held(relay) as on_hold:
+    with held(relay, before=before_hold) as on_hold:
         progress(f"held {len(on_hold.ours)} message(s) in {relay.name} for the snapshot")
         snap = snapshot(client, source, str(relay.image.id) if relay.image else IMAGE)
         cross_check(source, snap, on_hold.all)

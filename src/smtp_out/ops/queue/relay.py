@@ -11,7 +11,8 @@ it again. Either way a message would leave twice.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import shlex
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,13 +49,32 @@ class Held:
     ours: list[str]
 
 
+def held_ids(container: Container) -> set[str]:
+    """The queue ids of the messages on hold."""
+    return {m["queue_id"] for m in listing.messages(container) if m.get("queue_name") == "hold"}
+
+
+def release_all_but(container: Container, keep: set[str] | frozenset[str]) -> list[str]:
+    """Release every held message but those in `keep` (held before a hold began); the ids released."""
+    release = sorted(held_ids(container) - set(keep))
+    if release:
+        _exec(container, f"printf '%s\\n' {' '.join(release)} | postsuper -H - 2>/dev/null")
+    return release
+
+
 @contextlib.contextmanager
-def held(container: Container, timeout: float = 30.0) -> Iterator[Held]:
+def held(
+    container: Container, timeout: float = 30.0, before: Callable[[set[str]], None] | None = None
+) -> Iterator[Held]:
     """Put every message on hold (postsuper -h ALL) and wait until nothing is active, so the
-    queue files stand still; afterwards release exactly the messages this put on hold."""
-    already = {m["queue_id"] for m in listing.messages(container) if m.get("queue_name") == "hold"}
-    _exec(container, "postsuper -h ALL 2>/dev/null")
+    queue files stand still; afterwards release exactly the messages this put on hold.
+    `before` is told which messages were held already, before anything is held (a journal
+    records them, so that an interrupted hold can be undone exactly)."""
+    already = held_ids(container)
+    if before is not None:
+        before(already)
     try:
+        _exec(container, "postsuper -h ALL 2>/dev/null")
 
         def nothing_active() -> list[dict[str, Any]] | None:
             queued = listing.messages(container)
@@ -69,26 +89,60 @@ def held(container: Container, timeout: float = 30.0) -> Iterator[Held]:
         on_hold = frozenset(m["queue_id"] for m in queued if m.get("queue_name") == "hold")
         yield Held(on_hold, sorted(on_hold - already))
     finally:
-        release = [
-            m["queue_id"]
-            for m in listing.messages(container)
-            if m.get("queue_name") == "hold" and m["queue_id"] not in already
-        ]
-        if release:
-            _exec(container, f"printf '%s\\n' {' '.join(release)} | postsuper -H - 2>/dev/null")
+        release_all_but(container, already)
 
+
+#: A main.cf that sets a parameter twice (the spec's image appends its override file to Debian's
+#: main.cf) makes every Postfix process log a warning at a reload; postlogd, logging the same
+#: warnings to itself, then blocks on its own socket and the reload never ends. Rewritten as
+#: `postconf -n` reads it (the last setting wins, as it always did) before any reload.
+TIDY = r"""if postconf -n 2>&1 >/dev/null | grep -q 'overriding earlier entry'; then
+  postconf -n 2>/dev/null > /etc/postfix/main.cf.smtp-out-tidy
+  cat /etc/postfix/main.cf.smtp-out-tidy > /etc/postfix/main.cf
+  rm -f /etc/postfix/main.cf.smtp-out-tidy
+fi
+"""
+
+#: Reload, its output kept for an error (with its output sent to /dev/null, a reload of the spec's
+#: image right after the main.cf rewrite above failed).
+RELOAD = 'out=$(postfix reload 2>&1) || { echo "$out" >&2; exit 1; }'
 
 #: Every master.cf service that delivers over SMTP or LMTP, deferred; main.cf backdated so that
 #: the reload sees it at once (Postfix waits for a just-written main.cf to "cool down"). Prints
 #: the queue manager's pid from before the reload (the reload restarts it), then the transports.
 DRAIN = r"""set -e
 qmgr=$(pgrep -x qmgr || echo none)
-transports=$(postconf -M | awk '$8 == "smtp" || $8 == "lmtp" {print $1}' | sort -u | tr '\n' ' ')
-postconf -e "defer_transports = $transports"
+TIDY
+transports=$(postconf -M 2>/dev/null | awk '$8 == "smtp" || $8 == "lmtp" {print $1}' | sort -u | tr '\n' ' ')
+postconf -e "defer_transports = $transports" 2>/dev/null
 touch -d "@$(($(date +%s) - 60))" /etc/postfix/main.cf
-postfix reload >/dev/null 2>&1
+out=$(postfix reload 2>&1) || { echo "$out" >&2; exit 1; }
 echo "$qmgr $transports"
-"""
+""".replace("TIDY\n", TIDY)
+
+
+#: The main.cf settings drain and quiesce change.
+DRAINED, QUIESCED = "defer_transports", "smtpd_client_restrictions"
+
+
+def settings(container: Container, *names: str) -> dict[str, str | None]:
+    """The values main.cf sets for `names` (None: not set there, Postfix's default applies)."""
+    out: dict[str, str | None] = {}
+    for name in names:
+        rc, text = exec_text(container, f"postconf -n -h {name} 2>/dev/null")
+        out[name] = text.strip() if rc == 0 and text.strip() else None
+    return out
+
+
+def restore(container: Container, values: Mapping[str, str | None]) -> None:
+    """Put main.cf settings back as `settings` read them, and reload: undoes a drain or a quiesce."""
+    lines = ["set -e", TIDY]
+    for name, value in values.items():
+        lines.append(
+            f"postconf -X {name}" if value is None else f"postconf -e {shlex.quote(f'{name} = {value}')}"
+        )
+    lines += ['touch -d "@$(($(date +%s) - 60))" /etc/postfix/main.cf', RELOAD]
+    _exec(container, "\n".join(lines))
 
 
 def drain(container: Container, timeout: float = 60.0) -> str:
@@ -148,12 +202,13 @@ def in_flight(container: Container, old_qmgr: str) -> list[str]:
 #: New submissions are told to try again later (450 at RCPT); sessions already running finish
 #: on the configuration they started with (a reload lets them), and nothing new gets queued.
 QUIESCE = r"""set -e
+TIDY
 pids=$(pgrep -x smtpd | tr '\n' ' ' || true)
-postconf -e "smtpd_client_restrictions = defer"
+postconf -e "smtpd_client_restrictions = defer" 2>/dev/null
 touch -d "@$(($(date +%s) - 60))" /etc/postfix/main.cf
-postfix reload >/dev/null 2>&1
+out=$(postfix reload 2>&1) || { echo "$out" >&2; exit 1; }
 echo "$pids"
-"""
+""".replace("TIDY\n", TIDY)
 
 
 def quiesce(container: Container, timeout: float = 30.0) -> None:
@@ -178,13 +233,13 @@ def pick_up(container: Container, timeout: float = 60.0) -> None:
     """Have pickup queue everything in maildrop/ now (mail moved in from another queue) and wait
     until maildrop/ is empty: a pickup killed between queuing a file and removing it would queue
     it again after the restart."""
-    count = "find \"$(postconf -h queue_directory)/maildrop\" -type f ! -name '.*' | wc -l"
+    count = "find \"$(postconf -h queue_directory 2>/dev/null)/maildrop\" -type f ! -name '.*' | wc -l"
     _exec(container, "postkick public pickup W")
     left = "?"
 
     def empty() -> bool | None:
         nonlocal left
-        left = _exec(container, count).strip()
+        left = (_exec(container, count).strip().splitlines() or ["?"])[-1]
         return True if left == "0" else None
 
     try:

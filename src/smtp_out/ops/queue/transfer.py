@@ -2,7 +2,9 @@
 stranded when a relay goes away (the parallel container at cutover).
 
 In a throwaway container of the stopped relay's image, with its queue as the container's own
-queue directory and the destination queue at /dest: `postsuper -r ALL` turns every message into
+queue directory and the destination queue at /dest: held messages are copied into the
+destination's hold queue as they are (mail the operator held, or a canary an interrupted check
+left, stays held); `postsuper -r ALL incoming active deferred` turns every other message into
 a maildrop file (requeued mail keeps its DKIM signature and passes no milter again), and each
 file is copied into the destination's maildrop/ under a dot-name with mode 0600 (pickup skips
 both), given the destination's Postfix owner, made ready (0700) and renamed into place. The
@@ -22,33 +24,47 @@ from ...engine.containers import unique
 from ...engine.files import FolderUnavailable
 from .archive import MESSAGE_DIRS, QueueError
 
-#: Moves every message of the queue mounted at SPOOL into the maildrop of the one at /dest and
-#: prints "moved N left M" (M: message files still in the source queue, every MESSAGE_DIRS).
-MOVE = f"""set -euo pipefail
-postsuper -r ALL 2>&1 | sed 's/^/requeue: /' >&2 || true
+#: Requeue what waits to be delivered (never the hold queue: held mail stays held), copy each
+#: maildrop file into the destination's maildrop, and each held message into the destination's
+#: hold/ as it is (a held queue file is complete; Postfix keeps it there until released).
+MOVE = r"""set -euo pipefail
+postsuper -r ALL incoming active deferred 2>&1 | sed 's/^/requeue: /' >&2 || true
 uid=$(stat -c %u /dest/maildrop) gid=$(stat -c %g /dest/maildrop)
-moved=0
-for f in {SPOOL}/maildrop/*; do
-  [ -f "$f" ] || continue
-  id=${{f##*/}} name=${{f##*/}} i=0
-  while [ -e "/dest/maildrop/$name" ]; do i=$((i + 1)); name="${{id}}Z$i"; done
-  tmp="/dest/maildrop/.smtp-out-move-$name"
+mkdir -p /dest/hold && chown "$uid:$gid" /dest/hold
+taken() {
+  [ -n "$(find /dest/maildrop /dest/incoming /dest/active /dest/deferred /dest/hold -name "$1" 2>/dev/null \
+    | head -n 1)" ]
+}
+put() {  # put <file> <queue dir> <final mode>
+  local f=$1 to=$2 id=${1##*/} name=${1##*/} i=0
+  while taken "$name"; do i=$((i + 1)); name="${id}Z$i"; done
+  local tmp="/dest/$to/.smtp-out-move-$name"
   cp "$f" "$tmp"
   chown "$uid:$gid" "$tmp"
   chmod 0600 "$tmp"
-  chmod 0700 "$tmp"
-  mv "$tmp" "/dest/maildrop/$name"
+  chmod "$3" "$tmp"
+  mv "$tmp" "/dest/$to/$name"
   rm -f "$f"
+}
+moved=0 held=0
+for f in SPOOL/maildrop/*; do
+  [ -f "$f" ] || continue
+  put "$f" maildrop 0700
   moved=$((moved + 1))
 done
-left=$(find {" ".join(f"{SPOOL}/{d}" for d in sorted(MESSAGE_DIRS))} -type f 2>/dev/null | wc -l)
-echo "moved $moved left $left"
-"""
+while IFS= read -r -d '' f; do
+  put "$f" hold 0700
+  held=$((held + 1))
+done < <(find SPOOL/hold -type f ! -name '.*' -print0 2>/dev/null)
+left=$(find DIRS -type f 2>/dev/null | wc -l)
+echo "moved $moved held $held left $left"
+""".replace("SPOOL", SPOOL).replace("DIRS", " ".join(f"{SPOOL}/{d}" for d in sorted(MESSAGE_DIRS)))
 
 
 @dataclass(frozen=True)
 class Moved:
     moved: int
+    held: int  # of them, held messages moved into the destination's hold queue, still held
     left: int  # messages still in the source queue afterwards (0 when all went)
 
 
@@ -67,7 +83,7 @@ def move_queue(client: docker.DockerClient, image: str, source: Path, dest: Path
         raise QueueError(f"moving {source} into {dest} failed: {exc.stderr!r}") from None
     except docker.errors.ImageNotFound:
         raise FolderUnavailable(f"image {image} is not present") from None
-    m = re.search(rb"moved (\d+) left (\d+)", out)
+    m = re.search(rb"moved (\d+) held (\d+) left (\d+)", out)
     if m is None:
         raise QueueError(f"moving {source} into {dest}: no count reported ({out[-200:]!r})")
-    return Moved(int(m.group(1)), int(m.group(2)))
+    return Moved(int(m.group(1)) + int(m.group(2)), int(m.group(2)), int(m.group(3)))

@@ -13,9 +13,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from ...engine.config import COMPOSE_PREFIX
 from ...errors import SmtpOutError
@@ -79,3 +83,65 @@ class ComposeService:
         or whatever changed with `force_recreate`."""
         force = ["--force-recreate"] if force_recreate else []
         self.run("up", "-d", "--no-deps", "--no-build", *force, "-t", str(stop_timeout), self.service)
+
+    def running_commands(self) -> list[int]:
+        """Process ids of docker-compose commands still running on this project (one a killed
+        rollout started goes on by itself: an OOM kill takes the task, not its children)."""
+        found = []
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                argv = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            words = [a.decode(errors="replace") for a in argv]
+            if (
+                any(Path(w).name == COMPOSE for w in words[:3])
+                and self.project in words
+                and int(proc.name) != os.getpid()
+            ):
+                found.append(int(proc.name))
+        return found
+
+    def wait_idle(self, timeout: float = 180.0) -> None:
+        """Wait until no docker-compose command runs on this project."""
+        deadline = time.monotonic() + timeout
+        while (pids := self.running_commands()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if pids:
+            raise ComposeError(
+                f"docker-compose still runs on {self.project} (pid {pids[0]}) after {timeout:.0f}s"
+            )
+
+    def config(self) -> dict[str, Any]:
+        """The service as compose resolves it now (`docker-compose config`, variables from the
+        caller's environment first, then .env), parsed as YAML."""
+        text = self.run("config", timeout=60)
+        try:
+            doc = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise ComposeError(f"`docker-compose config` printed no YAML ({exc})") from None
+        services = doc.get("services") if isinstance(doc, dict) else None
+        if not isinstance(services, dict) or not isinstance(services.get(self.service), dict):
+            raise ComposeError(f"`docker-compose config` defines no service {self.service!r}")
+        return dict(services[self.service])
+
+    def binds(self) -> dict[str, str]:
+        """Mount point -> host path of every bind mount the service resolves to now."""
+        out: dict[str, str] = {}
+        for vol in self.config().get("volumes") or []:
+            if isinstance(vol, str):
+                parts = vol.split(":")
+                if len(parts) >= 2 and parts[0].startswith(("/", ".")):
+                    out[parts[1]] = str((self.working_dir / parts[0]).resolve())
+            elif isinstance(vol, dict) and vol.get("type", "bind") == "bind" and vol.get("source"):
+                out[str(vol["target"])] = str((self.working_dir / str(vol["source"])).resolve())
+        return out
+
+
+def mount_differences(expected: Mapping[str, str], found: Mapping[str, str]) -> list[str]:
+    """Where `found` (mount point -> host path) does not mount what `expected` does."""
+    return [
+        f"{target}: {found.get(target) or 'nothing'} instead of {source}"
+        for target, source in sorted(expected.items())
+        if str(Path(found.get(target) or "/nonexistent").resolve()) != str(Path(source).resolve())
+    ]

@@ -14,7 +14,12 @@ The image under test is tagged <repo>:candidate. When the tag production's compo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import contextlib
+import ipaddress
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import docker
@@ -22,59 +27,57 @@ import docker.errors
 from docker.models.containers import Container
 
 from ... import SPOOL
-from ...checks import Report
 from ...engine.config import COMPOSE_PREFIX, ContainerConfig, Network, mounted_at
 from ...engine.containers import wait_for_health
 from ...engine.polling import NotReady
-from ...errors import SmtpOutError
+from ...errors import UsageError
 from ...progress import Progress
 from .. import canary, smoke
+from ..queue.relay import drain, quiesce
+from .common import (
+    ROLE,
+    RolloutError,
+    RolloutOutcome,
+    Steps,
+    image_id,
+    point_tag,
+    repository,
+    running,
+    short,
+    tag_of,
+    write_private,
+)
+from .compose import ComposeError, ComposeService
+from .points import state_dir
 
-#: The label that marks the containers the rollout made, and what they are.
-ROLE = "smtp-out.rollout"
-
-
-class RolloutError(SmtpOutError):
-    """A rollout step was refused or failed; the message names the step."""
-
-
-def repository(ref: str) -> str:
-    """'smtp-out', 'smtp-out:latest' or 'registry:5000/smtp-out:1' -> the repository part."""
-    last = ref.rsplit("/", 1)[-1]
-    return ref[: len(ref) - len(last)] + last.split(":", 1)[0] if ":" in last else ref
-
-
-def tag_of(ref: str) -> str:
-    """The full tag a reference names ('smtp-out' -> 'smtp-out:latest')."""
-    return ref if ":" in ref.rsplit("/", 1)[-1] else f"{ref}:latest"
-
-
-def short(image_id: str) -> str:
-    """An image id as docker images shows it."""
-    return image_id.removeprefix("sha256:")[:12]
+#: Parallel queue directories deploy-parallel made, in the rollout folder (cleanup reads it).
+QUEUES = "parallel-queues.json"
 
 
-def running(client: docker.DockerClient, name: str, what: str = "production container") -> Container:
+def validate(*, name: str, host: str, port: int, health_timeout: float) -> None:
+    """The inputs, checked before anything is touched."""
+    if not 1 <= port <= 65535:
+        raise UsageError(f"--port {port} is not a TCP port (1-65535)")
     try:
-        container = client.containers.get(name)
-    except docker.errors.NotFound:
-        raise RolloutError(f"no {what} named {name!r} (docker ps -a lists the containers)") from None
-    if container.status != "running":
-        raise RolloutError(f"{what} {name} is {container.status}, not running")
-    return container
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise UsageError(f"--host {host!r} is not an IP address") from None
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name):
+        raise UsageError(f"--name {name!r} is not a container name ([A-Za-z0-9][A-Za-z0-9_.-]*)")
+    if health_timeout <= 0:
+        raise UsageError("the health timeout must be positive")
 
 
-def point_tag(client: docker.DockerClient, ref: str, image_id: str) -> None:
-    """Make the tag `ref` name `image_id`."""
-    repo, tag = tag_of(ref).rsplit(":", 1)
-    client.images.get(image_id).tag(repo, tag)
+def remember_queue(folder: Path, queue: Path) -> None:
+    path = folder / QUEUES
+    known = json.loads(path.read_text()) if path.exists() else []
+    if str(queue) not in known:
+        write_private(path, json.dumps([*known, str(queue)], indent=1) + "\n")
 
 
-def image_id(client: docker.DockerClient, ref: str) -> str | None:
-    try:
-        return str(client.images.get(ref).id)
-    except docker.errors.ImageNotFound:
-        return None
+def known_queues(folder: Path) -> list[str]:
+    path = folder / QUEUES
+    return [str(q) for q in json.loads(path.read_text())] if path.exists() else []
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,8 @@ def parallel_config(
     )
 
 
-def _queue_dir(prod: ContainerConfig, existing: Container | None, queue_dir: Path | None) -> Path:
+def _queue_dir(prod: ContainerConfig, existing: Container | None, queue_dir: Path | None,
+               messages: Callable[[Path], int] | None = None) -> Path:  # fmt: skip
     """A fresh queue directory (absent or empty), or the one the parallel container being
     replaced used (its mail is kept). Default: production's queue directory + '-new'."""
     ours = mounted_at(existing, SPOOL) if existing is not None else None
@@ -141,7 +145,14 @@ def _queue_dir(prod: ContainerConfig, existing: Container | None, queue_dir: Pat
         raise RolloutError(
             f"{queue_dir} is not empty and no parallel container of ours uses it; give a fresh --queue-dir"
         )
-    queue_dir.mkdir(parents=True, exist_ok=True)
+    n = messages(Path(ours)) if ours is not None and str(queue_dir) != ours and messages is not None else 0
+    if n:
+        raise RolloutError(
+            f"the {existing.name if existing else 'parallel container'} being replaced holds {n} message(s) "
+            "in "
+            f"{ours}; replacing it with another --queue-dir would strand them: keep its queue (omit "
+            "--queue-dir), or cut over first"
+        )
     return queue_dir
 
 
@@ -157,30 +168,14 @@ def _existing_parallel(client: docker.DockerClient, name: str) -> Container | No
     return container
 
 
-@dataclass
-class ParallelOutcome:
-    """What deploy-parallel did, and the verdicts on the parallel container."""
-
-    steps: list[str] = field(default_factory=list)
-    reports: list[Report] = field(default_factory=list)
-    error: str = ""
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if not self.error and all(r.ok for r in self.reports) else 1
-
-    def text(self) -> str:
-        lines = [r.text() for r in self.reports]
-        verdict = (
-            "parallel container ready"
-            if self.exit_code == 0
-            else f"NOT ready: {self.error or 'a check failed'}"
-        )
-        return "\n\n".join([*lines, f"=== deploy-parallel: {verdict} ==="])
-
-    def to_json(self) -> dict[str, object]:
-        return {"ok": self.exit_code == 0, "steps": self.steps, "error": self.error,
-                "reports": [r.to_json() for r in self.reports]}  # fmt: skip
+def _retire(container: Container) -> None:
+    """Bring the parallel container being replaced to rest (no delivery or submission cut
+    short), then remove it; its queue directory stays."""
+    if container.status == "running":
+        drain(container)
+        quiesce(container)
+        container.stop(timeout=30)
+    container.remove()
 
 
 def deploy_parallel(
@@ -196,36 +191,41 @@ def deploy_parallel(
     ca: Path | None = None,
     resolver: str | None = None,
     progress: Progress = print,
-) -> ParallelOutcome:
-    """Start (or replace) the parallel container and check it: healthy, smoke, canary."""
-    out = ParallelOutcome()
+) -> RolloutOutcome:
+    """Start (or replace) the parallel container and check it: healthy, smoke, canary. Every
+    input is checked before anything changes; a parallel container being replaced is drained
+    and quiesced first."""
+    from .cleanup import messages_in
 
-    def step(line: str) -> None:
-        out.steps.append(line)
-        progress(line)
-
+    validate(name=name, host=host, port=port, health_timeout=health_timeout)
+    out = RolloutOutcome("deploy-parallel", done="parallel container ready")
+    steps = Steps(out, 6, progress)
     prod = ContainerConfig.of(client, running(client, production))
     nets = len(prod.networks)
-    step(f"[1/6] read {production}: image {prod.image} ({short(prod.image_id)}), {nets} network(s)")
+    steps.line(f"read {production}: image {prod.image} ({short(prod.image_id)}), {nets} network(s)")
+    existing = _existing_parallel(client, name)
+    old_image = str(existing.attrs["Image"]) if existing is not None else prod.image_id
+    queue = _queue_dir(prod, existing, queue_dir, lambda q: messages_in(client, old_image, q))
     candidate = choose_candidate(client, prod, image)
     restored = f"; {tag_of(prod.image)} names production's image again" if candidate.tag_restored else ""
-    step(f"[2/6] image under test {candidate.ref} ({short(candidate.image_id)}){restored}")
-    existing = _existing_parallel(client, name)
-    queue = _queue_dir(prod, existing, queue_dir)
+    steps.line(f"image under test {candidate.ref} ({short(candidate.image_id)}){restored}")
     if existing is not None:
-        existing.remove(force=True)
-    step(f"[3/6] queue {queue}" + (f" (kept from the {name} it replaces)" if existing is not None else ""))
+        _retire(existing)
+    queue.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(ComposeError, OSError):
+        remember_queue(state_dir(ComposeService.of(production, prod.labels)), queue)
+    steps.line(f"queue {queue}" + (f" (kept from the {name} it replaces)" if existing is not None else ""))
     config = parallel_config(prod, name=name, image=candidate.ref, queue_dir=queue, host=host, port=port)
     container = config.create(client)
     container.start()
-    step(f"[4/6] started {name} on {host}:{port}")
+    steps.line(f"started {name} on {host}:{port}")
     try:
         wait_for_health(container, "healthy", timeout=health_timeout)
     except NotReady as exc:
-        out.error = f"{exc} (the container is left running for inspection)"
+        out.failed = f"{exc} (the container is left running for inspection)"
         return out
-    step(f"[5/6] {name} is healthy")
+    steps.line(f"{name} is healthy")
     out.reports.append(smoke.run(client, name, port, host))
     out.reports.append(canary.run(client, name, host=host, port=port, resolver=resolver, ca=ca))
-    step(f"[6/6] smoke test and canary: {'passed' if out.exit_code == 0 else 'FAILED'}")
+    steps.line(f"smoke test and canary: {'passed' if out.exit_code == 0 else 'FAILED'}")
     return out

@@ -16,8 +16,8 @@ import docker.errors
 from docker.models.containers import Container
 
 from ...errors import SmtpOutError
+from .common import point_tag, private_dir, repository, write_private
 from .compose import ComposeService
-from .parallel import point_tag, repository
 
 STATE = Path(".tmp") / "smtp-out-rollout"
 
@@ -27,6 +27,7 @@ class NoRollbackPoint(SmtpOutError):
 
 
 def state_dir(service: ComposeService) -> Path:
+    """The compose project's rollout folder: rollback points, queue backups, the journal (0700)."""
     return service.working_dir / STATE
 
 
@@ -56,6 +57,9 @@ class RollbackPoint:
 def record(client: docker.DockerClient, production: Container, service: ComposeService) -> RollbackPoint:
     """Tag the image `production` runs as <repo>:rollback-<UTC time> and write the record."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    if (state_dir(service) / f"rollback-{stamp}.json").exists():  # two in one second: the next one
+        time.sleep(1.0)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     attrs = production.attrs
     ref = str(attrs["Config"]["Image"])
     point = RollbackPoint(
@@ -69,8 +73,8 @@ def record(client: docker.DockerClient, production: Container, service: ComposeS
         service=service.service,
         working_dir=str(service.working_dir),
         config_files=list(service.config_files),
-        container={k: attrs[k] for k in ("Config", "HostConfig") if k in attrs}
-        | {"Networks": attrs["NetworkSettings"]["Networks"], "Image": attrs["Image"]},
+        container={k: attrs[k] for k in ("Config", "HostConfig", "Mounts", "Name", "Id") if k in attrs}
+        | {"NetworkSettings": {"Networks": attrs["NetworkSettings"]["Networks"]}, "Image": attrs["Image"]},
     )
     point_tag(client, point.tag, point.image_id)
     save(point, state_dir(service))
@@ -78,12 +82,9 @@ def record(client: docker.DockerClient, production: Container, service: ComposeS
 
 
 def save(point: RollbackPoint, folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    path = point.path(folder)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(point), indent=1, sort_keys=True) + "\n")
-    tmp.replace(path)
-    return path
+    """Write the record (production's environment: 0600 in a 0700 folder)."""
+    private_dir(folder)
+    return write_private(point.path(folder), json.dumps(asdict(point), indent=1, sort_keys=True) + "\n")
 
 
 def points(folder: Path) -> list[RollbackPoint]:
