@@ -171,7 +171,9 @@ def test_compose_failing_up_after_stopping_production_is_recovered_from_the_reco
     while len(got) < len(accepted) and time.monotonic() < deadline:
         time.sleep(0.2)
         got = [m for m in rollout_net.delivered.received() if run_of(m.raw) == "compose-up-fails"]
-    assert sorted(m.header_seq or -1 for m in got) == sorted(accepted), "lost or duplicated"
+    assert sorted(-1 if m.header_seq is None else m.header_seq for m in got) == sorted(accepted), (
+        "lost or duplicated"
+    )
     assert all(verify(m.raw, rollout_net.material.dkim.txt_value) for m in got)
 
 

@@ -344,7 +344,8 @@ def _finish_parallel(client: docker.DockerClient, journal: Journal, point: Rollb
         progress(f"          moved the {moved.moved} message(s) left in {source} into {dest}")
     prod = find_container(client, journal.production)
     if prod is not None and prod.status == "running":
-        pick_up(prod)  # queued now, never half-way when production is recreated
+        # production was recreated already and stops no more: have pickup take the moved mail now
+        exec_text(prod, "postkick public pickup W 2>/dev/null")
 
 
 def _wait_for_moves(client: docker.DockerClient) -> None:
