@@ -273,3 +273,13 @@ def source_dir(source: str) -> Path:
     if not src:
         raise UsageError("give the queue directory with --source or POSTFIX_DIR_ROOT")
     return Path(src)
+
+
+#: Counts the message files of the queue mounted at MOUNT (every queue directory that holds mail).
+COUNT = f"cd {MOUNT} && find {' '.join(sorted(MESSAGE_DIRS))} -type f 2>/dev/null | wc -l"
+
+
+def messages_in(client: docker.DockerClient, image: str, folder: Path) -> int:
+    """How many messages a queue directory holds, counted as root by the engine."""
+    with mounted(client, image, folder, read_only=True, command=COUNT) as container:
+        return int(logs(container).split()[-1])

@@ -16,22 +16,13 @@ import docker
 
 from ... import SPOOL
 from ...engine.config import mounted_at
-from ...engine.containers import logs
 from ...engine.files import MOUNT, mounted
 from ...errors import UsageError
-from ..queue.archive import MESSAGE_DIRS
+from ..queue.backup import messages_in
 from .common import ROLE, find_container
 from .compose import ComposeService
 from .parallel import known_queues
 from .points import forget, points, state_dir
-
-COUNT = f"cd {MOUNT} && find {' '.join(sorted(MESSAGE_DIRS))} -type f 2>/dev/null | wc -l"
-
-
-def messages_in(client: docker.DockerClient, image: str, folder: Path) -> int:
-    """How many messages a queue directory holds, counted as root by the engine."""
-    with mounted(client, image, folder, read_only=True, command=COUNT) as container:
-        return int(logs(container).split()[-1])
 
 
 def remove_queue_dir(client: docker.DockerClient, image: str, folder: Path) -> None:

@@ -33,6 +33,7 @@ from ...engine.polling import NotReady
 from ...errors import UsageError
 from ...progress import Progress
 from .. import canary, smoke
+from ..queue.backup import messages_in
 from ..queue.relay import drain, quiesce
 from .common import (
     ROLE,
@@ -195,7 +196,6 @@ def deploy_parallel(
     """Start (or replace) the parallel container and check it: healthy, smoke, canary. Every
     input is checked before anything changes; a parallel container being replaced is drained
     and quiesced first."""
-    from .cleanup import messages_in
 
     validate(name=name, host=host, port=port, health_timeout=health_timeout)
     out = RolloutOutcome("deploy-parallel", done="parallel container ready")
