@@ -61,8 +61,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def unit(session: nox.Session) -> None:
-    """Fast tests of the library, no Docker."""
-    _install(session, "test")
+    """Fast tests of the library, no Docker (the bench's report and chart included)."""
+    _install(session, "test", "bench")
     _pytest(session, "tests/unit")
 
 
