@@ -132,6 +132,7 @@ PREDECESSOR_SETTINGS = {
     "Milter default action not accept", "DKIM milter configured", "No errors in logs since boot",
     "IPv4 preference", "Hostname (feedsubscription.com)", "Virtual alias domains", "Transport maps",
     "DKIM selector (mail)", "TLS configured", "OpenDKIM milter socket",
+    "Milter applied on 587", "Header checks on 587 (From: policy)", "TLS floor on 587",
 }  # fmt: skip
 
 
