@@ -45,3 +45,12 @@ def reset_tags(client: docker.DockerClient, old_image: str) -> None:
     """<REPO>:latest names the old image again, and no candidate or rollback tag is left over."""
     remove_tags(client, REPO, keep=(f"{REPO}:old",))
     client.images.get(old_image).tag(REPO, "latest")
+
+
+@pytest.fixture(autouse=True)
+def slow_mx_down(rollout_net: RolloutNet) -> None:
+    """Every test starts with the slow MX down, so that its mail waits in a queue (a test that
+    needs it up starts it, and may leave it running)."""
+    rollout_net.slow_sink.reload()
+    if rollout_net.slow_sink.status == "running":
+        rollout_net.slow_sink.stop(timeout=1)
