@@ -114,9 +114,15 @@ DRAIN = r"""set -e
 qmgr=$(pgrep -x qmgr || echo none)
 TIDY
 transports=$(postconf -M 2>/dev/null | awk '$8 == "smtp" || $8 == "lmtp" {print $1}' | sort -u | tr '\n' ' ')
+before=$(postconf -n -h defer_transports 2>/dev/null || true)
 postconf -e "defer_transports = $transports" 2>/dev/null
 touch -d "@$(($(date +%s) - 60))" /etc/postfix/main.cf
-out=$(postfix reload 2>&1) || { echo "$out" >&2; exit 1; }
+out=$(postfix reload 2>&1) || {
+  # not drained after all (Postfix not running): main.cf must not start it drained later
+  if [ -n "$before" ]; then postconf -e "defer_transports = $before"; else postconf -X defer_transports; fi
+  echo "$out" >&2
+  exit 1
+}
 echo "$qmgr $transports"
 """.replace("TIDY\n", TIDY)
 
