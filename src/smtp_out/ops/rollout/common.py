@@ -84,6 +84,7 @@ def point_tag(client: docker.DockerClient, ref: str, image_id: str) -> None:
 
 
 def image_id(client: docker.DockerClient, ref: str) -> str | None:
+    """The id of the image `ref` names (None: no such image)."""
     try:
         return str(client.images.get(ref).id)
     except docker.errors.ImageNotFound:

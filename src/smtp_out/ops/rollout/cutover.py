@@ -39,6 +39,7 @@ from ...checks import Report, Result, Verdict
 from ...engine.config import COMPOSE_PREFIX, ContainerConfig, mounted_at
 from ...engine.containers import ContainerExited, exec_text, health, wait_healthy
 from ...engine.polling import NotReady, poll
+from ...errors import SmtpOutError
 from ...mail import greet
 from ...progress import Progress
 from .. import canary, smoke
@@ -66,6 +67,7 @@ from .common import (
     running,
     short,
 )
+from .common import image_id as tagged_image
 from .compose import ComposeError, ComposeService, mount_differences
 from .journal import Journal
 from .points import RollbackPoint, find, record, save, state_dir
@@ -75,6 +77,8 @@ __all__ = ["RolloutOutcome", "Target", "cutover", "rollback", "status"]
 
 #: The steps of a cutover, in order: the progress line of each starts "cutover [n/14]".
 CUTOVER_STEPS = 14
+#: The steps of a rollback (drain, quiesce, tag, recreate, verify).
+ROLLBACK_STEPS = 5
 
 
 @dataclass(frozen=True)
@@ -282,18 +286,32 @@ def _recreate(client: docker.DockerClient, point: RollbackPoint, progress: Progr
 # --- rollback and recovery ------------------------------------------------------------------
 
 
-def _serving(container: Container | None) -> bool:
+#: How long a rollback waits for a production container that is running but still starting
+#: (one an interrupted rollback had just recreated) before it drains it.
+SETTLE_SECONDS = 20.0
+
+
+def _serving(container: Container | None, t: Target) -> bool:
+    """Production is serving: healthy where its image has a healthcheck, else greeting with 220.
+    A container still starting gets SETTLE_SECONDS: draining one whose Postfix is not up yet
+    fails, and one that comes up right after a skipped drain delivers while it is stopped."""
     if container is None or container.status != "running":
         return False
-    return not has_healthcheck(container) or health(container) == "healthy"
+    if has_healthcheck(container) and (state := health(container)) != "starting":
+        return state == "healthy"
+    try:
+        wait_serving(container, replace(t, health_timeout=min(t.health_timeout, SETTLE_SECONDS)))
+    except (NotReady, SmtpOutError):
+        return False
+    return True
 
 
 def _roll_back(client: docker.DockerClient, point: RollbackPoint, t: Target, out: RolloutOutcome,
                progress: Progress, *, journal: Journal) -> None:  # fmt: skip
     """Go back to `point`: drain and quiesce what runs, move the tag back, recreate, verify."""
-    steps = Steps(out, 5, progress)
+    steps = Steps(out, ROLLBACK_STEPS, progress)
     current = find_container(client, point.production)
-    serving = _serving(current)
+    serving = _serving(current, t)
     with steps.step(f"drain {point.production}"):
         if current is not None and serving:
             journal.begin("rollback-drain", steps.out.steps[-1], container=current.id,
@@ -305,7 +323,8 @@ def _roll_back(client: docker.DockerClient, point: RollbackPoint, t: Target, out
                           settings=settings(current, QUIESCED))  # fmt: skip
             quiesce(current)
     with steps.step(f"{point.image_ref} -> {point.tag} ({short(point.image_id)})"):
-        journal.begin("rollback-tag", steps.out.steps[-1], image=point.image_id)
+        journal.begin("rollback-tag", steps.out.steps[-1], image=point.image_id,
+                      was=tagged_image(client, point.image_ref) or "")  # fmt: skip
         point_tag(client, point.image_ref, point.image_id)
     with steps.step(f"recreate {point.service} on {short(point.image_id)}"):
         journal.begin("rollback-recreate", steps.out.steps[-1])
@@ -466,8 +485,32 @@ def rollback(
         out.failed = str(exc)
         j.finish(f"FAILED: {exc}")
     except Interrupted as sig:
+        with shielded():
+            _undo_rollback(client, j, point, progress)
         out.failed = f"interrupted ({sig}); run `invoke rollback` again to finish it"
     return out
+
+
+def _undo_rollback(client: docker.DockerClient, journal: Journal, point: RollbackPoint,
+                   progress: Progress) -> None:  # fmt: skip
+    """After an interrupt, before production was recreated: undo the rollback's drain and
+    quiesce, and put the compose tag back on the image production still runs. What remains (the
+    rollback itself) is for `invoke rollback` again."""
+    if journal.begun("rollback-recreate"):
+        return
+    c = find_container(client, point.production)
+    for key in ("rollback-drain", "rollback-quiesce"):
+        step = journal.get(key)
+        ours = step is not None and c is not None and c.id == step.data.get("container")
+        if step is not None and c is not None and ours and c.status == "running":
+            with contextlib.suppress(Exception):
+                restore(c, step.data.get("settings", {}))
+                progress(f"          {point.production}: {key.split('-')[1]} undone")
+    tag = journal.get("rollback-tag")
+    if tag is not None and tag.data.get("was"):
+        with contextlib.suppress(Exception):
+            point_tag(client, point.image_ref, str(tag.data["was"]))
+            progress(f"          {point.image_ref} names {short(str(tag.data['was']))} again")
 
 
 def status(
