@@ -20,9 +20,15 @@ import pytest
 
 from smtp_out.dkim import verify
 from smtp_out.engine.containers import exec_text
-from smtp_out.ops.rollout.parallel import deploy_parallel
 from smtp_out.testing.peers import SubmitResult
-from smtp_out.testing.rollout import DNS_IP, PARALLEL_PORT, SLOW_DOMAIN, Production, RolloutNet, variant
+from smtp_out.testing.rollout import (
+    DNS_IP,
+    SLOW_DOMAIN,
+    Production,
+    RolloutNet,
+    deploy_parallel_beside,
+    variant,
+)
 from smtp_out.testing.sink import SinkMessage
 
 from ..helpers import invoke
@@ -58,11 +64,7 @@ def _set_the_scene(client: docker.DockerClient, net: RolloutNet, old: str, new_i
     reset_tags(client, old)
     prod = net.production(REPO)
     prod.wait_serving(client)
-    outcome = deploy_parallel(
-        client, production=prod.container, name=PARALLEL, image=new_image, port=PARALLEL_PORT,
-        ca=net.material.ca, resolver=DNS_IP, progress=lambda _: None,
-    )  # fmt: skip
-    assert outcome.exit_code == 0, outcome.text()
+    deploy_parallel_beside(net, prod, PARALLEL, new_image)
     deferred = set()
     for host, n in (("smtp-out", 3), (PARALLEL, 2)):
         run = f"{tag}-deferred-{host}"

@@ -2,7 +2,8 @@
 cutover`, a process group of its own), and is cut when the progress line of a step appears: by
 SIGINT to its process group (Ctrl-C in a terminal, a dropped SSH session: docker-compose dies
 too) or by SIGKILL to the task alone (an OOM kill). Then the one recovery command, `invoke
-rollback`. Each cell: production serving and accepting mail on the image the README names for it
+rollback`; and the same for `invoke rollback` itself, cut at each of its steps after a cutover,
+then run again. Each cell: production serving and accepting mail on the image the README names for it
 (the old one, for every cell: recovery rolls back), `docker-compose up -d` a no-op, no drain,
 quiesce or hold left behind, and of the app's live stream nothing lost, duplicated or unsigned.
 
@@ -19,9 +20,16 @@ from dataclasses import dataclass, field
 import docker
 import pytest
 
-from smtp_out.ops.rollout.cutover import CUTOVER_STEPS
-from smtp_out.ops.rollout.parallel import deploy_parallel
-from smtp_out.testing.rollout import CELL_COUNT, DNS_IP, PARALLEL_PORT, Production, RolloutNet, run_cell
+from smtp_out.ops.rollout.cutover import CUTOVER_STEPS, ROLLBACK_STEPS, Target, cutover
+from smtp_out.testing.rollout import (
+    CELL_COUNT,
+    DNS_IP,
+    PRODUCTION_PORT,
+    Production,
+    RolloutNet,
+    parallel_ready,
+    run_cell,
+)
 
 from ..helpers import REPO_ROOT
 from .conftest import REPO, reset_tags
@@ -30,6 +38,7 @@ pytestmark = pytest.mark.docker
 
 PARALLEL = "smtp-out-it-fault"
 CELLS = [(step, how) for step in range(1, CUTOVER_STEPS + 1) for how in ("SIGINT", "SIGKILL")]
+ROLLBACK_CELLS = [(step, how) for step in range(1, ROLLBACK_STEPS + 1) for how in ("SIGINT", "SIGKILL")]
 
 
 @dataclass
@@ -57,21 +66,6 @@ def matrix(client: docker.DockerClient, rollout_net: RolloutNet, old_image: str)
         c.remove(force=True)
 
 
-def parallel_ready(client: docker.DockerClient, net: RolloutNet, prod: Production, name: str) -> None:
-    """A healthy parallel container of the new image beside production (deployed again when a
-    cell left none running)."""
-    try:
-        if client.containers.get(name).status == "running":
-            return
-    except docker.errors.NotFound:
-        pass
-    outcome = deploy_parallel(
-        client, production=prod.container, name=name, image="smtp-out", port=PARALLEL_PORT,
-        ca=net.material.ca, resolver=DNS_IP, progress=lambda _: None,
-    )  # fmt: skip
-    assert outcome.exit_code == 0, outcome.text()
-
-
 @pytest.mark.parametrize(("step", "how"), CELLS, ids=[f"step{s}-{h}" for s, h in CELLS])
 def test_a_cutover_cut_at_any_step_is_recovered_by_invoke_rollback(
     client: docker.DockerClient, matrix: Matrix, step: int, how: str
@@ -79,9 +73,32 @@ def test_a_cutover_cut_at_any_step_is_recovered_by_invoke_rollback(
     m = matrix
     cell = run_cell(
         m.net, m.production, root=REPO_ROOT, parallel=PARALLEL, step=step, how=how, steps=CUTOVER_STEPS,
-        ready=lambda: parallel_ready(client, m.net, m.production, PARALLEL),
+        ready=lambda: parallel_ready(m.net, m.production, PARALLEL),
     )  # fmt: skip
     m.seconds[f"{step}-{how}"] = cell.seconds
     problems = cell.problems(m.old, CELL_COUNT)
     assert not problems, "\n".join([*problems, "--- the cut cutover printed:", cell.cut_output[-3000:]])
+    assert client.images.get(f"{REPO}:latest").id == m.old, "the compose tag names the old image"
+
+
+@pytest.mark.parametrize(("step", "how"), ROLLBACK_CELLS, ids=[f"step{s}-{h}" for s, h in ROLLBACK_CELLS])
+def test_a_rollback_cut_at_any_step_is_finished_by_invoke_rollback_again(
+    client: docker.DockerClient, matrix: Matrix, step: int, how: str
+) -> None:
+    m = matrix
+
+    def on_the_new_image() -> None:
+        parallel_ready(m.net, m.production, PARALLEL)
+        target = Target(port=PRODUCTION_PORT, ca=m.net.material.ca, resolver=DNS_IP)
+        done = cutover(client, production=m.production.container, parallel=PARALLEL, target=target,
+                       progress=lambda _: None)  # fmt: skip
+        assert done.exit_code == 0, done.text()
+
+    cell = run_cell(
+        m.net, m.production, root=REPO_ROOT, parallel=PARALLEL, step=step, how=how, steps=ROLLBACK_STEPS,
+        ready=on_the_new_image, task="rollback",
+    )  # fmt: skip
+    m.seconds[f"rollback-{step}-{how}"] = cell.seconds
+    problems = cell.problems(m.old, CELL_COUNT)
+    assert not problems, "\n".join([*problems, "--- the cut rollback printed:", cell.cut_output[-3000:]])
     assert client.images.get(f"{REPO}:latest").id == m.old, "the compose tag names the old image"

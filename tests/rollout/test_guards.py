@@ -18,18 +18,18 @@ from docker.models.containers import Container
 from smtp_out.dkim import verify
 from smtp_out.engine.containers import exec_text
 from smtp_out.ops.rollout.journal import Journal
-from smtp_out.ops.rollout.parallel import deploy_parallel
 from smtp_out.ops.rollout.points import state_dir
 from smtp_out.testing.rollout import (
     DNS_IP,
-    PARALLEL_PORT,
     SLOW_DOMAIN,
     Production,
     RolloutNet,
     Stream,
     leftovers,
+    parallel_ready,
     run_of,
 )
+from smtp_out.testing.sink import SinkMessage
 
 from ..helpers import invoke
 from .conftest import REPO, reset_tags
@@ -52,17 +52,7 @@ def production(client: docker.DockerClient, rollout_net: RolloutNet, old_image: 
 
 
 def _parallel(client: docker.DockerClient, net: RolloutNet, prod: Production) -> Container:
-    try:
-        par = client.containers.get(PARALLEL)
-        if par.status == "running":
-            return par
-    except docker.errors.NotFound:
-        pass
-    outcome = deploy_parallel(
-        client, production=prod.container, name=PARALLEL, image="smtp-out", port=PARALLEL_PORT,
-        ca=net.material.ca, resolver=DNS_IP, progress=lambda _: None,
-    )  # fmt: skip
-    assert outcome.exit_code == 0, outcome.text()
+    parallel_ready(net, prod, PARALLEL)
     return client.containers.get(PARALLEL)
 
 
@@ -221,3 +211,51 @@ def test_held_mail_stays_held_through_a_cutover_and_records_are_private(
     _, listing = exec_text(client.containers.get(production.container), "postqueue -j")
     assert len([ln for ln in listing.splitlines() if '"queue_name": "hold"' in ln]) == 1
     exec_text(client.containers.get(production.container), "postsuper -d ALL hold")
+
+
+def test_rollback_brings_back_production_whose_container_is_gone(
+    client: docker.DockerClient, rollout_net: RolloutNet, production: Production, tmp_path: Path,
+    old_image: str,
+) -> None:  # fmt: skip
+    """Finding 4: a compose run that died half-way leaves no production container. `invoke
+    rollback` finds the rollout from --compose-dir (or from its record), brings production back
+    on the old image on the same queue, and the mail waiting in that queue is delivered."""
+    import time
+
+    _parallel(client, rollout_net, production)
+    code, out = _cutover(rollout_net, production)
+    assert code == 0, out
+    sent = rollout_net.submit(production.container, f"reader@{SLOW_DOMAIN}", extra=["--run", "gone"])
+    assert sent.codes == [250]  # it waits in production's queue: the slow MX is down
+    client.containers.get(production.container).remove(force=True)
+
+    nowhere = {"XDG_STATE_HOME": str(tmp_path / "no-record")}  # no record of where the rollout ran
+    lost = invoke("rollout-status", "--production", production.container, env=nowhere)
+    assert lost.returncode == 1, lost.stdout + lost.stderr
+    assert "--compose-dir" in lost.stdout + lost.stderr  # an option the task has
+    status = invoke("rollout-status", "--production", production.container,
+                    "--compose-dir", str(production.folder), env=nowhere)  # fmt: skip
+    assert f"{production.container}: no container" in status.stdout, status.stdout + status.stderr
+
+    back = invoke("rollback", "--production", production.container, "--compose-dir", str(production.folder),
+                  "--ca", str(rollout_net.material.ca), "--resolver", DNS_IP,
+                  env=nowhere, timeout=300)  # fmt: skip
+    assert back.returncode == 0, back.stdout + back.stderr
+    prod = client.containers.get(production.container)
+    assert prod.status == "running" and prod.attrs["Image"] == old_image
+    assert production.queue.resolve() in {Path(m["Source"]).resolve() for m in prod.attrs["Mounts"]}
+    production.up()
+    assert client.containers.get(production.container).id == prod.id, "docker-compose up -d recreated it"
+    _at_rest(client, production.container)
+
+    rollout_net.slow_sink.start()
+    try:
+        exec_text(prod, "postqueue -f")
+        deadline, got = time.monotonic() + 60, list[SinkMessage]()
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.5)
+            got = [m for m in rollout_net.delivered_slowly.received() if run_of(m.raw) == "gone"]
+        assert len(got) == 1, "the message queued before the container was removed was not delivered once"
+        assert verify(got[0].raw, rollout_net.material.dkim.txt_value)
+    finally:
+        rollout_net.slow_sink.stop(timeout=1)

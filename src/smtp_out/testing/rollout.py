@@ -41,6 +41,7 @@ from ..engine.networks import create_internal_network, remove_network
 from ..material import Material
 from ..ops.rollout.compose import ComposeService
 from ..ops.rollout.cutover import Target, wait_serving
+from ..ops.rollout.parallel import deploy_parallel
 from ..progress import Progress, quiet
 from .network import FAST_RETRY, MAIL_DOMAINS
 from .peers import SINK_HOST, SubmitResult, Zone, start_peer, submit_from
@@ -258,6 +259,28 @@ def variant(
     return str(image.id)
 
 
+def deploy_parallel_beside(net: RolloutNet, prod: Production, name: str, image: str = IMAGE) -> None:
+    """`deploy-parallel`: a parallel container `name` of `image` beside production, on 1588, checked
+    against the run's CA and resolver (AssertionError with its output when it fails)."""
+    outcome = deploy_parallel(
+        net.client, production=prod.container, name=name, image=image, port=PARALLEL_PORT,
+        ca=net.material.ca, resolver=DNS_IP, progress=quiet,
+    )  # fmt: skip
+    if outcome.exit_code:
+        raise AssertionError(outcome.text())
+
+
+def parallel_ready(net: RolloutNet, prod: Production, name: str, image: str = IMAGE) -> None:
+    """A running parallel container `name` beside production: deployed again when none runs (a
+    fault-matrix cell may have stopped it)."""
+    try:
+        if net.client.containers.get(name).status == "running":
+            return
+    except docker.errors.NotFound:
+        pass
+    deploy_parallel_beside(net, prod, name, image)
+
+
 def tags_of(client: docker.DockerClient, repo: str) -> list[str]:
     """Every tag of the repository `repo` (not the other tags its images may carry)."""
     return [t for image in client.images.list(name=repo) for t in image.tags if t.rsplit(":", 1)[0] == repo]
@@ -327,15 +350,21 @@ def leftovers(container: Container) -> list[str]:
 
 def cut_cutover(*, root: Path, production: str, parallel: str, parallel_port: int, ca: Path, step: int,
                 how: str, steps: int) -> tuple[int, str, bool]:  # fmt: skip
-    """`invoke cutover` in a process group of its own, cut when the progress line of `step`
-    appears: SIGINT to the group (Ctrl-C, a dropped session) or SIGKILL to the task alone (an OOM
-    kill). Returns its exit code, what it printed, and whether the line appeared."""
-    argv = [sys.executable, "-m", "invoke", "cutover", "--production", production, "--parallel", parallel,
+    """`invoke cutover` cut at `step` (see `cut_task`)."""
+    argv = ["cutover", "--production", production, "--parallel", parallel,
             "--parallel-port", str(parallel_port), "--ca", str(ca), "--resolver", DNS_IP]  # fmt: skip
+    return cut_task(argv, root=root, marker=f"cutover [{step}/{steps}]", how=how)
+
+
+def cut_task(args: Sequence[str], *, root: Path, marker: str, how: str) -> tuple[int, str, bool]:
+    """`invoke ARGS` in a process group of its own, cut when a progress line starting with
+    `marker` appears: SIGINT to the group (Ctrl-C, a dropped session) or SIGKILL to the task
+    alone (an OOM kill). Returns its exit code, what it printed, and whether the line appeared."""
+    argv = [sys.executable, "-m", "invoke", *args]
     proc = subprocess.Popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)  # fmt: skip
     assert proc.stdout is not None
-    marker, seen, lines = f"cutover [{step}/{steps}]", False, []
+    seen, lines = False, []
     for line in proc.stdout:
         lines.append(line)
         if line.startswith(marker) and not seen:
@@ -360,6 +389,7 @@ class Cell:
 
     step: int
     how: str
+    task: str = "cutover"
     cut_code: int = 0
     cut_output: str = ""
     cut: bool = False  # the step's progress line appeared and the signal was sent
@@ -368,6 +398,7 @@ class Cell:
     image: str = ""  # the image production runs afterwards
     compose_noop: bool = False
     left: list[str] = field(default_factory=list)  # drain, quiesce, hold left in production or the parallel
+    left_by_interrupt: list[str] = field(default_factory=list)  # what Ctrl-C did not undo (rollback cells)
     accepted: int = 0
     lost: int = 0
     duplicated: int = 0
@@ -379,7 +410,7 @@ class Cell:
         return self.recovery_code == 0 and self.compose_noop and not self.left
 
     def problems(self, expected_image: str, count: int) -> list[str]:
-        out = [] if self.cut else [f"the cutover never printed step {self.step}"]
+        out = [] if self.cut else [f"the {self.task} never printed step {self.step}"]
         if self.recovery_code != 0:
             out.append(f"recovery exit {self.recovery_code}: {self.recovery_output[-1500:]}")
         if self.image != expected_image:
@@ -387,6 +418,7 @@ class Cell:
         if not self.compose_noop:
             out.append("docker-compose up -d changed production")
         out += [f"left behind: {x}" for x in self.left]
+        out += [f"left behind by the interrupt itself: {x}" for x in self.left_by_interrupt]
         if self.accepted != count:
             out.append(f"{count - self.accepted} submission(s) never accepted")
         out += [f"{n} {what}" for n, what in ((self.lost, "lost"), (self.duplicated, "duplicated"),
@@ -395,19 +427,30 @@ class Cell:
 
 
 def run_cell(net: RolloutNet, prod: Production, *, root: Path, parallel: str, step: int, how: str,
-             steps: int, ready: Callable[[], None]) -> Cell:  # fmt: skip
-    """Cut a cutover at `step` by `how` under the app's stream, recover, and look."""
+             steps: int, ready: Callable[[], None], task: str = "cutover") -> Cell:  # fmt: skip
+    """Cut a cutover (or, with task="rollback", a rollback: `ready` then leaves production on the
+    new image) at `step` by `how` under the app's stream, recover with `invoke rollback`, and look."""
     client = net.client
     started = time.monotonic()
     ready()
-    cell, run = Cell(step, how), f"cell-{step}-{how}-{uuid.uuid4().hex[:6]}"
+    cell, run = Cell(step, how, task), f"cell-{task}-{step}-{how}-{uuid.uuid4().hex[:6]}"
     stream = Stream(net, run)
     time.sleep(1.0)  # the stream is flowing when the cutover starts
-    cell.cut_code, cell.cut_output, seen = cut_cutover(
-        root=root, production=prod.container, parallel=parallel, parallel_port=PARALLEL_PORT,
-        ca=net.material.ca, step=step, how=how, steps=steps,
-    )  # fmt: skip
+    if task == "rollback":
+        cell.cut_code, cell.cut_output, seen = cut_task(
+            ["rollback", "--production", prod.container, "--ca", str(net.material.ca), "--resolver", DNS_IP],
+            root=root, marker=f"rollback [{step}/{steps}]", how=how,
+        )  # fmt: skip
+    else:
+        cell.cut_code, cell.cut_output, seen = cut_cutover(
+            root=root, production=prod.container, parallel=parallel, parallel_port=PARALLEL_PORT,
+            ca=net.material.ca, step=step, how=how, steps=steps,
+        )  # fmt: skip
     cell.cut = seen
+    if task == "rollback" and how == "SIGINT" and step < 4:
+        # before the recreate, Ctrl-C itself undoes the rollback's drain and quiesce
+        with contextlib.suppress(docker.errors.NotFound):
+            cell.left_by_interrupt = leftovers(client.containers.get(prod.container))
     back = recover(root=root, production=prod.container, ca=net.material.ca)
     cell.recovery_code, cell.recovery_output = back.returncode, back.stdout + back.stderr
     result = stream.finish()
