@@ -1,7 +1,8 @@
 """Rollout figures: how long production does not greet during a cutover and a rollback, how long a
 rollback takes, how many of the app's attempts were refused meanwhile; the outage of the automatic
 rollback after a cutover to an image that fails on production's queue; and the fault matrix (a
-cutover cut at every step by SIGINT and by SIGKILL, then `invoke rollback`): cells, recovered, lost.
+cutover, and a rollback, cut at every step by SIGINT and by SIGKILL, then `invoke rollback`):
+cells, recovered, lost.
 
 On the rollout test network (compose-managed production, the app sending one message every
 100 ms by the service name), a probe on the host connects to 127.0.0.1:1587 every 20 ms and
@@ -18,26 +19,25 @@ from pathlib import Path
 
 import docker
 
-from .. import IMAGE
 from ..engine import images
 from ..mail import greet
 from ..ops.rollout.common import ROLE, RolloutOutcome
-from ..ops.rollout.cutover import CUTOVER_STEPS, Target, cutover, rollback
-from ..ops.rollout.parallel import deploy_parallel
+from ..ops.rollout.cutover import CUTOVER_STEPS, ROLLBACK_STEPS, Target, cutover, rollback
 from ..progress import Progress
 from ..project import root
 from ..testing.network import build_peer_image
 from ..testing.peers import SubmitResult
 from ..testing.rollout import (
     DNS_IP,
-    PARALLEL_PORT,
     PRODUCTION_PORT,
     SLOW_DOMAIN,
     Cell,
     Production,
     RolloutNet,
     build_spec_image,
+    deploy_parallel_beside,
     open_rollout_net,
+    parallel_ready,
     remove_tags,
     run_cell,
     variant,
@@ -98,15 +98,6 @@ def _must(outcome: RolloutOutcome) -> None:
         raise BenchFailed(outcome.text())
 
 
-def _deploy(client: docker.DockerClient, net: RolloutNet, prod: Production, image: str) -> None:
-    _must(
-        deploy_parallel(
-            client, production=prod.container, name=PARALLEL, image=image, port=PARALLEL_PORT,
-            ca=net.material.ca, resolver=DNS_IP, progress=_quiet,
-        )
-    )  # fmt: skip
-
-
 def _clear(client: docker.DockerClient, net: RolloutNet, prod: Production) -> None:
     prod.down()
     for c in client.containers.list(all=True, filters={"label": f"{ROLE}=parallel"}):
@@ -124,7 +115,7 @@ def _automatic_rollback(client: docker.DockerClient, net: RolloutNet, old: str, 
         prod.wait_serving(client)
         if net.submit("smtp-out", f"reader@{SLOW_DOMAIN}", extra=["--run", "bench-deferred"]).codes != [250]:
             raise BenchFailed("production refused the deferred message")
-        _deploy(client, net, prod, broken)
+        deploy_parallel_beside(net, prod, PARALLEL, broken)
         with Probe(PRODUCTION_PORT) as probe:
             outcome = cutover(
                 client, production=prod.container, parallel=PARALLEL, target=target, progress=_quiet
@@ -137,29 +128,34 @@ def _automatic_rollback(client: docker.DockerClient, net: RolloutNet, old: str, 
 
 
 def _matrix(client: docker.DockerClient, net: RolloutNet, old: str, p: Progress) -> list[Cell]:
-    """Every cell of the fault matrix once, on one production."""
+    """Every cell of the fault matrix once, on one production: the cutover cut at each of its
+    steps, and the rollback (after a cutover) cut at each of its steps; then `invoke rollback`."""
     client.images.get(old).tag(REPO, "latest")
     prod = net.production(REPO)
+    target = Target(port=PRODUCTION_PORT, ca=net.material.ca, resolver=DNS_IP)
     cells = []
     try:
         prod.wait_serving(client)
 
         def ready() -> None:
-            try:
-                if client.containers.get(PARALLEL).status == "running":
-                    return
-            except docker.errors.NotFound:
-                pass
-            _deploy(client, net, prod, IMAGE)
+            parallel_ready(net, prod, PARALLEL)
 
-        for step in range(1, CUTOVER_STEPS + 1):
-            for how in ("SIGINT", "SIGKILL"):
-                cell = run_cell(net, prod, root=root(), parallel=PARALLEL, step=step, how=how,
-                                steps=CUTOVER_STEPS, ready=ready)  # fmt: skip
-                problems = cell.problems(old, cell.accepted)
-                verdict = "recovered" if not problems else "; ".join(problems)[:300]
-                p(f"  fault matrix: step {step} {how}: {verdict} ({cell.seconds:.0f}s)")
-                cells.append(cell)
+        def on_the_new_image() -> None:
+            ready()
+            _must(
+                cutover(client, production=prod.container, parallel=PARALLEL, target=target, progress=_quiet)
+            )
+
+        for task, steps, prepare in (("cutover", CUTOVER_STEPS, ready),
+                                   ("rollback", ROLLBACK_STEPS, on_the_new_image)):  # fmt: skip
+            for step in range(1, steps + 1):
+                for how in ("SIGINT", "SIGKILL"):
+                    cell = run_cell(net, prod, root=root(), parallel=PARALLEL, step=step, how=how,
+                                    steps=steps, ready=prepare, task=task)  # fmt: skip
+                    problems = cell.problems(old, cell.accepted)
+                    verdict = "recovered" if not problems else "; ".join(problems)[:300]
+                    p(f"  fault matrix: {task} step {step} {how}: {verdict} ({cell.seconds:.0f}s)")
+                    cells.append(cell)
     finally:
         _clear(client, net, prod)
     return cells
@@ -172,7 +168,7 @@ def _one_round(client: docker.DockerClient, net: RolloutNet, old: str) -> Round:
     target = Target(port=PRODUCTION_PORT, ca=net.material.ca, resolver=DNS_IP)
     try:
         prod.wait_serving(client)
-        _deploy(client, net, prod, IMAGE)
+        deploy_parallel_beside(net, prod, PARALLEL)
         sent: list[SubmitResult] = []
 
         def send() -> None:
@@ -230,7 +226,8 @@ def bench_rollout(
     auto = res.add(Figure("automatic rollback (cutover to an image failing on production's queue): outage",
                           "s", outages, target="<= 5 s", note="no 220 on 127.0.0.1:1587"), p)  # fmt: skip
     auto.met = auto.median <= 5.0
-    note = f"{CUTOVER_STEPS} steps x (SIGINT to the group, SIGKILL to the task), then `invoke rollback`"
+    note = (f"cutover ({CUTOVER_STEPS} steps) and rollback ({ROLLBACK_STEPS} steps), each step cut by SIGINT"
+            " to the group and by SIGKILL to the task, then `invoke rollback`")  # fmt: skip
     res.add(Figure("fault matrix: cells", "count", [float(len(cells))], note=note), p)
     ok = res.add(Figure("fault matrix: cells recovered", "count",
                         [float(sum(1 for c in cells if not c.problems(old, c.accepted)))],
