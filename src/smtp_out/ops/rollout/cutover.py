@@ -37,7 +37,7 @@ from docker.models.containers import Container
 from ... import SPOOL
 from ...checks import Report, Result, Verdict
 from ...engine.config import COMPOSE_PREFIX, ContainerConfig, mounted_at
-from ...engine.containers import ContainerExited, exec_text, health, wait_healthy
+from ...engine.containers import ContainerExited, exec_text, health, logs, wait_healthy
 from ...engine.polling import NotReady, poll
 from ...errors import SmtpOutError
 from ...mail import greet
@@ -224,8 +224,12 @@ def _verify(client: docker.DockerClient, steps: Steps, *, name: str, image_id: s
         raise StepFailed("verify", f"{name} mounts other folders than before: {'; '.join(moved)}")
     try:
         wait_serving(container, t)
-    except (ContainerExited, NotReady) as exc:
+    except ContainerExited as exc:
         raise StepFailed("verify", str(exc)) from None
+    except NotReady as exc:
+        tail = [ln for ln in logs(container, tail=20).splitlines() if ln.strip()]
+        last = tail[-1] if tail else "(no output)"
+        raise StepFailed("verify", f"{exc} ({container.status}; its last log line: {last})") from None
     # mail deferred while production was drained: deliver it now, and pick up moved mail at once
     exec_text(container, "postqueue -f; postkick public pickup W")
     if has_canary_hold(container):
