@@ -19,8 +19,11 @@ from pathlib import Path
 
 import docker
 
+from .. import IMAGE
 from ..engine import images
+from ..engine.polling import poll
 from ..mail import greet
+from ..ops.queue import listing
 from ..ops.rollout.common import ROLE, RolloutOutcome
 from ..ops.rollout.cutover import CUTOVER_STEPS, ROLLBACK_STEPS, Target, cutover, rollback
 from ..progress import Progress
@@ -115,6 +118,13 @@ def _automatic_rollback(client: docker.DockerClient, net: RolloutNet, old: str, 
         prod.wait_serving(client)
         if net.submit("smtp-out", f"reader@{SLOW_DOMAIN}", extra=["--run", "bench-deferred"]).codes != [250]:
             raise BenchFailed("production refused the deferred message")
+        container = client.containers.get(prod.container)
+
+        def deferred() -> bool | None:
+            queues = {m.get("queue_name") for m in listing.messages(container)}
+            return True if "deferred" in queues else None
+
+        poll(deferred, timeout=90, interval=0.5, seen=lambda: "the message is not in the deferred queue yet")
         deploy_parallel_beside(net, prod, PARALLEL, broken)
         with Probe(PRODUCTION_PORT) as probe:
             outcome = cutover(
@@ -198,7 +208,7 @@ def bench_rollout(
 ) -> None:
     images.build_smtp_out(client)
     build_peer_image(client)
-    rounds, outages = [], []
+    rounds, outages, own_outages = [], [], []
     with open_rollout_net(client, workdir / "rollout") as net:
         old = build_spec_image(client, f"{REPO}:old")  # what production runs before the first rollout
         broken = variant(client, f"{REPO}-broken:latest", refuse_deferred=True)
@@ -207,6 +217,9 @@ def bench_rollout(
                 rounds.append(_one_round(client, net, old))
             for _ in range(repeats):
                 outages.append(_automatic_rollback(client, net, old, broken))
+            ours = str(client.images.get(IMAGE).id)  # every rollout after the first goes back to ours
+            for _ in range(repeats):
+                own_outages.append(_automatic_rollback(client, net, ours, broken))
             cells = _matrix(client, net, old, p)
         finally:
             remove_tags(client, REPO)
@@ -223,9 +236,17 @@ def bench_rollout(
     took.met = took.median <= 5.0
     refused = [float(r.refused) for r in rounds]
     res.add(Figure("cutover: app attempts refused (1 message / 100 ms)", "count", refused), p)
+    note = (
+        "no 220 on 127.0.0.1:1587; back to the spec's image, which takes about 4 s itself to greet "
+        "(it copies zoneinfo into the spool and runs postfix set-permissions on every start)"
+    )
     auto = res.add(Figure("automatic rollback (cutover to an image failing on production's queue): outage",
-                          "s", outages, target="<= 5 s", note="no 220 on 127.0.0.1:1587"), p)  # fmt: skip
+                          "s", outages, target="<= 5 s", note=note), p)  # fmt: skip
     auto.met = auto.median <= 5.0
+    note = "the same, back to this project's image (what every rollout after the first goes back to)"
+    own = res.add(Figure("automatic rollback to this project's image: outage", "s", own_outages,
+                         target="<= 5 s", note=note), p)  # fmt: skip
+    own.met = own.median <= 5.0
     note = (f"cutover ({CUTOVER_STEPS} steps) and rollback ({ROLLBACK_STEPS} steps), each step cut by SIGINT"
             " to the group and by SIGKILL to the task, then `invoke rollback`")  # fmt: skip
     res.add(Figure("fault matrix: cells", "count", [float(len(cells))], note=note), p)

@@ -231,15 +231,20 @@ def variant(
     client: docker.DockerClient, tag: str, *, base: str = IMAGE, refuse_deferred: bool = False
 ) -> str:
     """An image FROM `base` that differs from it (another id): labelled `tag`; with
-    `refuse_deferred`, one that is healthy on a fresh queue but exits on a queue holding deferred
-    mail, as a build that cannot read production's own queue would. Returns its id."""
+    `refuse_deferred`, one that is healthy on a fresh queue but exits on a queue holding mail (in
+    any queue directory: where a message is at the moment of the switch depends on the retry
+    timing and on the queue move), as a build that cannot read production's own queue would.
+    Returns its id."""
     entrypoint = client.images.get(base).attrs["Config"]["Entrypoint"]
     dockerfile = f"FROM {base}\nLABEL smtp-out.test.variant={tag.replace(':', '-')}\n"
     files = {}
     if refuse_deferred:
         files["refuse.sh"] = (
             "#!/bin/bash\n"
-            'if [ -n "$(find /var/spool/postfix/deferred -type f 2>/dev/null | head -n 1)" ]; then\n'
+            "q=/var/spool/postfix\n"
+            'queued=$(find "$q/maildrop" "$q/incoming" "$q/active" "$q/deferred" "$q/hold" -type f'
+            " 2>/dev/null | head -n 1)\n"
+            'if [ -n "$queued" ]; then\n'
             '  echo "[smtp-out] ERROR: /var/spool/postfix: deferred mail in a format this build cannot read"'
             " >&2\n"
             "  exit 1\nfi\n"
