@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
@@ -502,14 +502,9 @@ def _undo_rollback(client: docker.DockerClient, journal: Journal, point: Rollbac
     rollback itself) is for `invoke rollback` again."""
     if journal.begun("rollback-recreate"):
         return
-    c = find_container(client, point.production)
-    for key in ("rollback-drain", "rollback-quiesce"):
-        step = journal.get(key)
-        ours = step is not None and c is not None and c.id == step.data.get("container")
-        if step is not None and c is not None and ours and c.status == "running":
-            with contextlib.suppress(Exception):
-                restore(c, step.data.get("settings", {}))
-                progress(f"          {point.production}: {key.split('-')[1]} undone")
+    name = point.production
+    undo = (("rollback-drain", name, "drain"), ("rollback-quiesce", name, "quiesce"))
+    _undo_settings(client, journal, undo, progress)
     tag = journal.get("rollback-tag")
     if tag is not None and tag.data.get("was"):
         with contextlib.suppress(Exception):
@@ -599,24 +594,28 @@ def _preconditions(client: docker.DockerClient, steps: Steps, plan: _Plan, *, pa
         check_compose(plan)
 
 
+def _undo_settings(client: docker.DockerClient, journal: Journal,
+                   undo: Sequence[tuple[str, str, str]], progress: Progress) -> None:  # fmt: skip
+    """For each (journal step, container, what) begun: put back the main.cf settings the step
+    recorded, if the container it changed is still the one running under that name."""
+    for key, name, what in undo:
+        step = journal.get(key)
+        c = find_container(client, name) if step is not None else None
+        ours = step is not None and c is not None and c.id == step.data.get("container")
+        if step is not None and c is not None and ours and c.status == "running":
+            with contextlib.suppress(Exception):
+                restore(c, step.data.get("settings", {}))
+                progress(f"          {name}: {what} undone")
+
+
 def _undo_transient(client: docker.DockerClient, journal: Journal, progress: Progress) -> None:
     """After an interrupt: release the hold, undo drains and quiesces, and put the compose tag
     back when production was not recreated yet. What remains is for `invoke rollback`."""
     _release_hold(client, journal, progress)
-    undo = (("drain-parallel", journal.parallel), ("stop-parallel", journal.parallel),
-            ("drain-production", journal.production), ("quiesce-production", journal.production))  # fmt: skip
-    for key, name in undo:
-        step = journal.get(key)
-        c = find_container(client, name) if step is not None else None
-        if (
-            step is not None
-            and c is not None
-            and c.status == "running"
-            and c.id == step.data.get("container")
-        ):
-            with contextlib.suppress(Exception):
-                restore(c, step.data.get("settings", {}))
-                progress(f"          {name}: {key.split('-')[0]} undone")
+    par, prod = journal.parallel, journal.production
+    undo = (("drain-parallel", par, "drain"), ("stop-parallel", par, "stop"),
+            ("drain-production", prod, "drain"), ("quiesce-production", prod, "quiesce"))  # fmt: skip
+    _undo_settings(client, journal, undo, progress)
     tag = journal.get("tag")
     if tag is not None and not journal.begun("recreate") and journal.point:
         point = find(journal.folder, journal.point)
