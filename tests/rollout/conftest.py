@@ -8,14 +8,16 @@ tagged <REPO>:latest as its compose file names, mounted as the spec's compose mo
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import docker
 import pytest
 
 from smtp_out.engine import images
+from smtp_out.ops.rollout.common import ROLE
 from smtp_out.testing.network import build_peer_image
-from smtp_out.testing.rollout import RolloutNet, build_spec_image, open_rollout_net, remove_tags
+from smtp_out.testing.rollout import Production, RolloutNet, build_spec_image, open_rollout_net, remove_tags
 
 pytestmark = pytest.mark.docker
 
@@ -45,6 +47,24 @@ def reset_tags(client: docker.DockerClient, old_image: str) -> None:
     """<REPO>:latest names the old image again, and no candidate or rollback tag is left over."""
     remove_tags(client, REPO, keep=(f"{REPO}:old",))
     client.images.get(old_image).tag(REPO, "latest")
+
+
+@contextlib.contextmanager
+def production_on_old_image(
+    client: docker.DockerClient, net: RolloutNet, old_image: str
+) -> Iterator[Production]:
+    """A module's production: compose on the old image, serving, the sink emptied; afterwards
+    `docker-compose down` and every parallel container removed."""
+    reset_tags(client, old_image)
+    net.delivered.clear()
+    prod = net.production(REPO)
+    prod.wait_serving(client)
+    try:
+        yield prod
+    finally:
+        prod.down()
+        for c in client.containers.list(all=True, filters={"label": f"{ROLE}=parallel"}):
+            c.remove(force=True)
 
 
 @pytest.fixture(autouse=True)

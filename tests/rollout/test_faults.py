@@ -32,7 +32,7 @@ from smtp_out.testing.rollout import (
 )
 
 from ..helpers import REPO_ROOT
-from .conftest import REPO, reset_tags
+from .conftest import REPO, production_on_old_image
 
 pytestmark = pytest.mark.docker
 
@@ -52,18 +52,12 @@ class Matrix:
 
 @pytest.fixture(scope="module")
 def matrix(client: docker.DockerClient, rollout_net: RolloutNet, old_image: str) -> Iterator[Matrix]:
-    reset_tags(client, old_image)
-    rollout_net.delivered.clear()
-    prod = rollout_net.production(REPO)
-    prod.wait_serving(client)
-    m = Matrix(rollout_net, prod, old_image)
-    yield m
-    took = time.monotonic() - m.started
-    print(f"\nfault matrix: {len(m.seconds)} cells in {took:.0f}s: "
-          + ", ".join(f"{k} {v:.0f}s" for k, v in m.seconds.items()))  # fmt: skip
-    prod.down()
-    for c in client.containers.list(all=True, filters={"label": "smtp-out.rollout=parallel"}):
-        c.remove(force=True)
+    with production_on_old_image(client, rollout_net, old_image) as prod:
+        m = Matrix(rollout_net, prod, old_image)
+        yield m
+        took = time.monotonic() - m.started
+        print(f"\nfault matrix: {len(m.seconds)} cells in {took:.0f}s: "
+              + ", ".join(f"{k} {v:.0f}s" for k, v in m.seconds.items()))  # fmt: skip
 
 
 @pytest.mark.parametrize(("step", "how"), CELLS, ids=[f"step{s}-{h}" for s, h in CELLS])

@@ -32,7 +32,7 @@ from smtp_out.testing.rollout import (
 from smtp_out.testing.sink import SinkMessage
 
 from ..helpers import invoke
-from .conftest import REPO, reset_tags
+from .conftest import production_on_old_image
 
 pytestmark = pytest.mark.docker
 
@@ -42,13 +42,8 @@ REAL_COMPOSE = "/usr/bin/docker-compose"
 
 @pytest.fixture(scope="module")
 def production(client: docker.DockerClient, rollout_net: RolloutNet, old_image: str) -> Iterator[Production]:
-    reset_tags(client, old_image)
-    prod = rollout_net.production(REPO)
-    prod.wait_serving(client)
-    yield prod
-    prod.down()
-    for c in client.containers.list(all=True, filters={"label": "smtp-out.rollout=parallel"}):
-        c.remove(force=True)
+    with production_on_old_image(client, rollout_net, old_image) as prod:
+        yield prod
 
 
 def _parallel(client: docker.DockerClient, net: RolloutNet, prod: Production) -> Container:

@@ -16,7 +16,7 @@ from smtp_out.testing.peers import Zone, start_peer
 from smtp_out.testing.rollout import DNS_IP, PARALLEL_PORT, SLOW_DOMAIN, Production, RolloutNet
 
 from ..helpers import invoke
-from .conftest import REPO, reset_tags
+from .conftest import production_on_old_image
 
 pytestmark = pytest.mark.docker
 
@@ -30,14 +30,8 @@ def queue_files(client: docker.DockerClient, queue: Path) -> dict[str, float]:
 
 @pytest.fixture(scope="module")
 def production(client: docker.DockerClient, rollout_net: RolloutNet, old_image: str) -> Iterator[Production]:
-    reset_tags(client, old_image)
-    rollout_net.delivered.clear()
-    prod = rollout_net.production(REPO)
-    prod.wait_serving(client)
-    yield prod
-    prod.down()
-    for c in client.containers.list(all=True, filters={"label": "smtp-out.rollout=parallel"}):
-        c.remove(force=True)
+    with production_on_old_image(client, rollout_net, old_image) as prod:
+        yield prod
 
 
 def deploy(
